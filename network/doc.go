@@ -1,0 +1,58 @@
+// Package network is p2pchat's peer-to-peer layer: the table of friends, the
+// server friends connect to, a lazily dialled client connection per friend,
+// idle closing, and the wire protocol.
+//
+// It never prints and knows nothing about terminals. What happens is reported
+// as typed events on Node.Events (a message received, delivered or failed; a
+// peer up or down; a connection refused), and the caller renders them.
+//
+// # Connections
+//
+// A Node listens on its own row of the Table and serves each inbound
+// connection in its own goroutine. Messages to a friend go out on a separate
+// client connection that the node dials on the first message to that friend,
+// reuses for later ones, and closes after Config.IdleTimeout without
+// activity; the next message dials again. An inbound connection silent for
+// twice the idle timeout is closed, so dead peers cannot pin descriptors.
+// Every read from the other side has a deadline. Cancelling the context given
+// to Start, or calling Close, stops everything; Close returns once every
+// goroutine has.
+//
+// # Protocol
+//
+// Version 1 (ProtocolVersion). A connection carries frames:
+//
+//	frame   = length:uint32 type:uint8 payload
+//
+// length counts the type byte and the payload, big-endian, and is at most
+// MaxFrameSize (2048); a larger length closes the connection before anything
+// is allocated. Integers are big-endian. The frame types are:
+//
+//	1 hello   = "p2pc" version:uint8 name      client -> server, first frame
+//	2 welcome = version:uint8 name             server -> client, hello accepted
+//	3 message = id:uint64 sent:int64 text      client -> server
+//	4 ack     = id:uint64                      server -> client, message received
+//	5 refuse  = reason                         server -> client, then close
+//
+// The flow on a connection:
+//
+//	client                         server
+//	  hello(1, "user_1")  ------->           name must be in the server's table
+//	                      <-------  welcome(1, "user_2") | refuse("...")
+//	  message(7, t, "hi") ------->           handed to the application, then
+//	                      <-------  ack(7)
+//	  ...
+//
+// A name is 1 to 32 bytes of letters, digits, '_', '-' and '.'. The client
+// checks that the welcome names the friend it meant to reach. id is chosen by
+// the sender and unique per connection direction; sent is the sender's clock
+// in Unix milliseconds; text is the message, 1 to MaxMessageRunes characters
+// of UTF-8 (at most MaxMessageBytes bytes), sent byte for byte. The server
+// acknowledges each message in order once it has been handed on. Anything
+// else (an unknown type, a malformed payload, a frame out of place, silence
+// past a deadline) closes that connection and is reported as an event and
+// logged; the node goes on serving everyone else.
+//
+// Connections only ever carry messages from the client to the server: each
+// side of a conversation dials its own client connection to the other.
+package network

@@ -1,0 +1,37 @@
+package network
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+)
+
+// reason turns a network error into the short phrase a person needs:
+// "connection refused" rather than "dial tcp 127.0.0.1:50001: connect:
+// connection refused".
+func reason(err error) string {
+	var ne net.Error
+	var se *os.SyscallError
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil:
+		return "no error"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by the other side"
+	case errors.As(err, &dnsErr):
+		return "cannot resolve " + dnsErr.Name + ": " + dnsErr.Err
+	case errors.As(err, &se):
+		return se.Err.Error()
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.Is(err, net.ErrClosed):
+		return "connection closed"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return strings.TrimPrefix(oe.Err.Error(), "connect: ")
+	}
+	return err.Error()
+}

@@ -1,0 +1,98 @@
+package network
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var sampleFrames = []frame{
+	hello{Version: ProtocolVersion, Name: "user_1"},
+	welcome{Version: ProtocolVersion, Name: "user_2"},
+	message{ID: 1, Sent: time.UnixMilli(1700000000123), Text: "hi"},
+	message{ID: 1<<64 - 1, Sent: time.UnixMilli(0), Text: "tab\t/slash/ \x1b[2J é 日本 " + strings.Repeat("x", 100)},
+	ack{ID: 42},
+	refuse{Reason: "no"},
+	refuse{},
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	var b []byte
+	for _, f := range sampleFrames {
+		b = appendFrame(b, f)
+	}
+	r := bufio.NewReader(bytes.NewReader(b))
+	buf := make([]byte, MaxFrameSize)
+	for _, want := range sampleFrames {
+		got, err := readFrame(r, buf)
+		if err != nil {
+			t.Fatalf("reading %#v: %v", want, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %#v, want %#v", got, want)
+		}
+	}
+	if _, err := readFrame(r, buf); err != io.EOF {
+		t.Errorf("at the end: %v, want EOF", err)
+	}
+}
+
+func TestReadFrameRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"oversized", []byte{0, 0, 0x08, 0x01, frameMessage}, ErrFrameTooLarge},
+		{"empty", []byte{0, 0, 0, 0}, ErrBadFrame},
+		{"unknown type", []byte{0, 0, 0, 1, 77}, ErrBadFrame},
+		{"short ack", []byte{0, 0, 0, 3, frameAck, 1, 2}, ErrBadFrame},
+		{"short message", []byte{0, 0, 0, 4, frameMessage, 1, 2, 3}, ErrBadFrame},
+		{"hello without name", []byte{0, 0, 0, 6, frameHello, 'p', '2', 'p', 'c', 1}, ErrBadFrame},
+		{"hello bad name", append([]byte{0, 0, 0, 9, frameHello, 'p', '2', 'p', 'c', 1}, "a/b"...), ErrBadFrame},
+		{"truncated body", []byte{0, 0, 0, 9, frameAck, 1}, io.ErrUnexpectedEOF},
+		{"truncated header", []byte{0, 0}, io.ErrUnexpectedEOF},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readFrame(bufio.NewReader(bytes.NewReader(tc.in)), make([]byte, MaxFrameSize))
+			if !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzReadFrame feeds arbitrary bytes to the decoder: it must never panic,
+// never return a frame it could not encode back to the same bytes, and never
+// accept an oversized or invalid message.
+func FuzzReadFrame(f *testing.F) {
+	for _, fr := range sampleFrames {
+		f.Add(appendFrame(nil, fr))
+	}
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte{0, 0, 0, 1, frameAck})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bufio.NewReader(bytes.NewReader(in))
+		buf := make([]byte, MaxFrameSize)
+		for {
+			fr, err := readFrame(r, buf)
+			if err != nil {
+				return
+			}
+			if m, ok := fr.(message); ok {
+				if err := checkText(m.Text); err != nil {
+					t.Fatalf("accepted a bad message: %v", err)
+				}
+			}
+			again, err := readFrame(bufio.NewReader(bytes.NewReader(appendFrame(nil, fr))), make([]byte, MaxFrameSize))
+			if err != nil || !reflect.DeepEqual(again, fr) {
+				t.Fatalf("%#v does not round-trip: %#v, %v", fr, again, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,367 @@
+package network
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Timeouts. Each bounds a wait on the other side of a connection, so that a
+// silent or slow peer costs at most this long.
+const (
+	// DefaultIdleTimeout closes a client connection after this long without
+	// a message or an acknowledgement.
+	DefaultIdleTimeout = 5 * time.Minute
+	// DialTimeout bounds connecting to a friend.
+	DialTimeout = 5 * time.Second
+	// HandshakeTimeout bounds the hello and welcome exchange after connecting,
+	// on both sides.
+	HandshakeTimeout = 10 * time.Second
+	// AckTimeout is how long a sent message may wait for its acknowledgement
+	// before the connection is taken for dead.
+	AckTimeout = 10 * time.Second
+	// writeTimeout bounds every write, so a peer that does not read cannot
+	// block us.
+	writeTimeout = 10 * time.Second
+)
+
+// eventBuffer is how many events may wait for the shell before the network
+// waits for it (a received message then stays unacknowledged, nothing is lost).
+const eventBuffer = 256
+
+// Config configures a Node.
+type Config struct {
+	// Name is this instance's own name; it must be in Table, and the node
+	// listens on that row's address.
+	Name  string
+	Table *Table
+	// IdleTimeout closes an outbound connection after this long without
+	// activity; an inbound one after twice as long. Zero means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// HandshakeTimeout and AckTimeout override the defaults of the same
+	// names when positive; tests shorten them.
+	HandshakeTimeout time.Duration
+	AckTimeout       time.Duration
+	// Logger receives connection-level log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// Node is one person's instance on the network: the server friends connect
+// to, and a client connection per friend, dialled on demand.
+type Node struct {
+	cfg    Config
+	self   Friend
+	ln     net.Listener
+	log    *slog.Logger
+	events chan Event
+	peers  map[string]*peer
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	inbound map[string]int // friend name -> open inbound connections
+}
+
+// Start listens on the address of cfg.Name in cfg.Table and serves until ctx
+// is done or Close is called. An error from Start means nothing is running:
+// typically the address is already in use.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Table == nil {
+		return nil, errors.New("no table of friends")
+	}
+	self, ok := cfg.Table.Lookup(cfg.Name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not in the table", ErrUnknownFriend, cfg.Name)
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = HandshakeTimeout
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = AckTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", self.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s as %s: %s", self.Addr(), self.Name, reason(err))
+	}
+	n := &Node{
+		cfg:     cfg,
+		self:    self,
+		ln:      ln,
+		log:     log,
+		events:  make(chan Event, eventBuffer),
+		peers:   make(map[string]*peer),
+		inbound: make(map[string]int),
+	}
+	n.ctx, n.cancel = context.WithCancel(ctx)
+	for _, f := range cfg.Table.Friends() {
+		if f.Name == self.Name {
+			continue
+		}
+		p := newPeer(n, f)
+		n.peers[f.Name] = p
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			p.run(n.ctx)
+		}()
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.serve(n.ctx)
+	}()
+	context.AfterFunc(n.ctx, func() { ln.Close() })
+	log.Info("listening", "name", self.Name, "addr", ln.Addr().String())
+	return n, nil
+}
+
+// Addr is the address the node listens on.
+func (n *Node) Addr() net.Addr { return n.ln.Addr() }
+
+// Name is this instance's own name.
+func (n *Node) Name() string { return n.self.Name }
+
+// Events is the stream of what happens on the network. The caller must keep
+// reading it: when it is full, receiving stalls (without losing anything).
+func (n *Node) Events() <-chan Event { return n.events }
+
+// Close stops the node: the listener and every connection are closed and
+// every goroutine has returned when Close returns. It is safe to call more
+// than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+		n.log.Info("stopped")
+	})
+	return nil
+}
+
+// Send queues text for the friend named to and returns its id at once; the
+// outcome arrives later as a MessageDelivered or MessageFailed event. An
+// error means nothing was queued.
+func (n *Node) Send(to, text string) (uint64, error) {
+	if to == n.self.Name {
+		return 0, ErrSelf
+	}
+	p, ok := n.peers[to]
+	if !ok {
+		return 0, fmt.Errorf("%w %q", ErrUnknownFriend, to)
+	}
+	if err := checkText(text); err != nil {
+		return 0, err
+	}
+	if n.ctx.Err() != nil {
+		return 0, net.ErrClosed
+	}
+	return p.enqueue(text), nil
+}
+
+// PeerStatus is a snapshot of the connections with one friend.
+type PeerStatus struct {
+	Friend
+	Connected bool          // a client connection to the friend is open
+	Idle      time.Duration // for how long it has been idle, if open
+	Inbound   int           // connections the friend has open to us
+	Pending   int           // messages sent and not yet acknowledged
+}
+
+// Peers returns the status of every friend but ourselves, in table order.
+func (n *Node) Peers() []PeerStatus {
+	var out []PeerStatus
+	for _, f := range n.cfg.Table.Friends() {
+		p, ok := n.peers[f.Name]
+		if !ok {
+			continue
+		}
+		out = append(out, p.status())
+	}
+	n.mu.Lock()
+	for i := range out {
+		out[i].Inbound = n.inbound[out[i].Name]
+	}
+	n.mu.Unlock()
+	return out
+}
+
+// emit hands ev to the shell, waiting for room unless the node is stopping.
+func (n *Node) emit(ctx context.Context, ev Event) bool {
+	select {
+	case n.events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// serve is the accept loop: one goroutine per inbound connection, a backoff
+// on temporary errors, and a clean return once the listener is closed.
+func (n *Node) serve(ctx context.Context) {
+	var delay time.Duration
+	for {
+		conn, err := n.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			// Out of descriptors or similar: wait and try again.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			n.log.Warn("accept failed", "err", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.serveConn(ctx, conn)
+		}()
+	}
+}
+
+// serveConn runs one inbound connection: the hello, then messages, each
+// acknowledged after it has been handed to the shell. serveConn closes conn.
+func (n *Node) serveConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	addr := conn.RemoteAddr().String()
+	log := n.log.With("remote", addr)
+	br := bufio.NewReaderSize(conn, 4096)
+	bw := bufio.NewWriterSize(conn, 4096)
+	buf := make([]byte, MaxFrameSize)
+
+	name, err := n.handshake(conn, br, bw, buf)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("connection refused", "name", name, "err", err)
+			n.emit(ctx, ConnRefused{Addr: addr, Name: name, Err: err})
+		}
+		return
+	}
+	log = log.With("peer", name)
+	log.Info("inbound connection up")
+	n.mu.Lock()
+	n.inbound[name]++
+	n.mu.Unlock()
+	n.emit(ctx, PeerUp{Name: name, Addr: addr, Inbound: true})
+
+	err = n.receive(ctx, conn, name, br, bw, buf)
+
+	n.mu.Lock()
+	n.inbound[name]--
+	n.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	switch {
+	case errors.Is(err, ErrBadFrame), errors.Is(err, ErrFrameTooLarge):
+		log.Warn("protocol violation, connection closed", "err", err)
+		n.emit(ctx, ConnRefused{Addr: addr, Name: name, Err: err})
+		n.emit(ctx, PeerDown{Name: name, Addr: addr, Inbound: true, Err: err})
+	case isTimeout(err):
+		log.Info("inbound connection idle, closed")
+		n.emit(ctx, PeerDown{Name: name, Addr: addr, Inbound: true, Err: ErrIdle})
+	default:
+		log.Info("inbound connection down", "err", err)
+		n.emit(ctx, PeerDown{Name: name, Addr: addr, Inbound: true, Err: err})
+	}
+}
+
+// handshake reads the hello and answers it with a welcome or a refuse. It
+// returns the name the peer claimed, if it got that far.
+func (n *Node) handshake(conn net.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte) (string, error) {
+	conn.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
+	f, err := readFrame(br, buf)
+	if err != nil {
+		if isTimeout(err) {
+			return "", fmt.Errorf("no hello within %v", n.cfg.HandshakeTimeout)
+		}
+		return "", fmt.Errorf("bad hello: %w", err)
+	}
+	h, ok := f.(hello)
+	if !ok {
+		return "", fmt.Errorf("%w: expected a hello, got frame type %d", ErrBadFrame, f.frameType())
+	}
+	refuseWith := func(err error) (string, error) {
+		writeFrame(bw, refuse{Reason: err.Error()})
+		bw.Flush()
+		return h.Name, err
+	}
+	if h.Version != ProtocolVersion {
+		return refuseWith(fmt.Errorf("unsupported protocol version %d (this peer speaks %d)", h.Version, ProtocolVersion))
+	}
+	if h.Name == n.self.Name {
+		return refuseWith(fmt.Errorf("hello claims to be %s, which is this instance", h.Name))
+	}
+	if _, ok := n.peers[h.Name]; !ok {
+		return refuseWith(fmt.Errorf("%w %q: not in %s's table", ErrUnknownFriend, h.Name, n.self.Name))
+	}
+	if err := writeFrame(bw, welcome{Version: ProtocolVersion, Name: n.self.Name}); err != nil {
+		return h.Name, err
+	}
+	if err := bw.Flush(); err != nil {
+		return h.Name, err
+	}
+	conn.SetDeadline(time.Time{})
+	return h.Name, nil
+}
+
+// receive reads messages from a friend until the connection ends, handing
+// each to the shell and acknowledging it. Acks are flushed when no more
+// input is buffered, so a burst costs one write.
+func (n *Node) receive(ctx context.Context, conn net.Conn, from string, br *bufio.Reader, bw *bufio.Writer, buf []byte) error {
+	silence := 2 * n.cfg.IdleTimeout
+	for {
+		conn.SetReadDeadline(time.Now().Add(silence))
+		f, err := readFrame(br, buf)
+		if err != nil {
+			return err
+		}
+		m, ok := f.(message)
+		if !ok {
+			return fmt.Errorf("%w: expected a message, got frame type %d", ErrBadFrame, f.frameType())
+		}
+		if !n.emit(ctx, MessageReceived{From: from, ID: m.ID, Sent: m.Sent, Text: m.Text}) {
+			return ctx.Err()
+		}
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := writeFrame(bw, ack{ID: m.ID}); err != nil {
+			return err
+		}
+		if br.Buffered() == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,450 @@
+package network
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitTimeout bounds every wait on a condition in these tests.
+const waitTimeout = 10 * time.Second
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// testTable builds a table of the given names on free loopback ports.
+func testTable(t *testing.T, names ...string) *Table {
+	t.Helper()
+	var rows []Friend
+	for _, n := range names {
+		rows = append(rows, Friend{Name: n, Host: "127.0.0.1", Port: freePort(t)})
+	}
+	tab, err := NewTable(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// checkNoLeaks fails the test if goroutines started during it are still
+// running once its cleanups (registered later, so run earlier) are done.
+func checkNoLeaks(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(waitTimeout)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("%d goroutines before the test, %d after:\n%s", before, runtime.NumGoroutine(), buf)
+				return
+			}
+			runtime.Gosched()
+			time.Sleep(time.Millisecond)
+		}
+	})
+}
+
+// startNode starts the node called name in tab, closed when the test ends.
+func startNode(t *testing.T, tab *Table, name string, tweak ...func(*Config)) *Node {
+	t.Helper()
+	cfg := Config{
+		Name:   name,
+		Table:  tab,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name),
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// waitFor reads n's events until one of type E satisfies ok, and returns it.
+// Other events are logged and passed over.
+func waitFor[E Event](t *testing.T, n *Node, ok func(E) bool) E {
+	t.Helper()
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	for {
+		select {
+		case ev := <-n.Events():
+			if e, is := ev.(E); is && (ok == nil || ok(e)) {
+				return e
+			}
+			t.Logf("%s: passing over %T %+v", n.Name(), ev, ev)
+		case <-timeout.C:
+			var zero E
+			t.Fatalf("%s: no %T within %v", n.Name(), zero, waitTimeout)
+			return zero
+		}
+	}
+}
+
+func send(t *testing.T, n *Node, to, text string) uint64 {
+	t.Helper()
+	id, err := n.Send(to, text)
+	if err != nil {
+		t.Fatalf("%s: Send(%q, %q): %v", n.Name(), to, text, err)
+	}
+	return id
+}
+
+func TestTwoNodesExchangeMessages(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	alice := startNode(t, tab, "alice")
+	bob := startNode(t, tab, "bob")
+
+	for _, text := range []string{"hi bob", "tab\there/slash/é/日本", strings.Repeat("ü", MaxMessageRunes)} {
+		id := send(t, alice, "bob", text)
+		got := waitFor[MessageReceived](t, bob, nil)
+		if got.From != "alice" || got.Text != text || got.ID != id {
+			t.Errorf("bob got %+v, want from alice id %d text %q", got, id, text)
+		}
+		waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id && e.To == "bob" })
+	}
+	id := send(t, bob, "alice", "hi alice")
+	got := waitFor[MessageReceived](t, alice, nil)
+	if got.From != "bob" || got.Text != "hi alice" || got.ID != id {
+		t.Errorf("alice got %+v", got)
+	}
+}
+
+func TestThreeNodesOnlyTheAddresseeReceives(t *testing.T) {
+	checkNoLeaks(t)
+	names := []string{"user_1", "user_2", "user_3"}
+	tab := testTable(t, names...)
+	nodes := map[string]*Node{}
+	for _, name := range names {
+		nodes[name] = startNode(t, tab, name)
+	}
+	// Every ordered pair sends one message; each node must then receive
+	// exactly the two addressed to it.
+	for _, from := range names {
+		for _, to := range names {
+			if from != to {
+				send(t, nodes[from], to, fmt.Sprintf("%s to %s", from, to))
+			}
+		}
+	}
+	for _, to := range names {
+		seen := map[string]bool{}
+		for range 2 {
+			m := waitFor[MessageReceived](t, nodes[to], nil)
+			want := fmt.Sprintf("%s to %s", m.From, to)
+			if m.Text != want || seen[m.From] {
+				t.Errorf("%s received %q from %s", to, m.Text, m.From)
+			}
+			seen[m.From] = true
+		}
+	}
+}
+
+func TestSendRefusesBadInput(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	alice := startNode(t, tab, "alice")
+	for _, tc := range []struct {
+		to, text string
+		want     error
+	}{
+		{"carol", "hi", ErrUnknownFriend},
+		{"alice", "hi", ErrSelf},
+		{"bob", "", ErrEmptyMessage},
+		{"bob", strings.Repeat("x", MaxMessageRunes+1), ErrMessageTooLong},
+		{"bob", strings.Repeat("日", MaxMessageRunes+1), ErrMessageTooLong},
+	} {
+		if _, err := alice.Send(tc.to, tc.text); !errors.Is(err, tc.want) {
+			t.Errorf("Send(%q, %d bytes) = %v, want %v", tc.to, len(tc.text), err, tc.want)
+		}
+	}
+}
+
+func TestIdleConnectionClosesAndNextMessageRedials(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	idle := func(c *Config) { c.IdleTimeout = 200 * time.Millisecond }
+	alice := startNode(t, tab, "alice", idle)
+	bob := startNode(t, tab, "bob", idle)
+
+	for round := range 3 {
+		id := send(t, alice, "bob", fmt.Sprintf("round %d", round))
+		waitFor(t, alice, func(e PeerUp) bool { return e.Name == "bob" && !e.Inbound })
+		waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+		if st := alice.Peers()[0]; !st.Connected {
+			t.Fatalf("round %d: after delivery, alice's status of bob = %+v, want connected", round, st)
+		}
+		down := waitFor(t, alice, func(e PeerDown) bool { return e.Name == "bob" && !e.Inbound })
+		if !errors.Is(down.Err, ErrIdle) {
+			t.Fatalf("round %d: connection closed with %v, want idle", round, down.Err)
+		}
+		if st := alice.Peers()[0]; st.Connected {
+			t.Fatalf("round %d: after idle close, status = %+v", round, st)
+		}
+		// Bob sees the inbound side end as well.
+		waitFor(t, bob, func(e PeerDown) bool { return e.Name == "alice" && e.Inbound })
+	}
+}
+
+func TestUnreachableFriend(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob") // bob is never started
+	alice := startNode(t, tab, "alice")
+	id := send(t, alice, "bob", "anyone there?")
+	f := waitFor[MessageFailed](t, alice, nil)
+	bob, _ := tab.Lookup("bob")
+	want := fmt.Sprintf("cannot reach bob at %s: connection refused", bob.Addr())
+	if f.ID != id || f.Err.Error() != want {
+		t.Errorf("got %v (id %d), want %q (id %d)", f.Err, f.ID, want, id)
+	}
+	var re *ReachError
+	if !errors.As(f.Err, &re) {
+		t.Errorf("error %T is not a *ReachError", f.Err)
+	}
+}
+
+func TestWrongInstanceOnFriendsPort(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob", "carol")
+	// alice's table puts bob where carol listens.
+	carolRow, _ := tab.Lookup("carol")
+	aliceTab, err := NewTable([]Friend{mustLookup(t, tab, "alice"), {Name: "bob", Host: "127.0.0.1", Port: carolRow.Port}, carolRow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := startNode(t, aliceTab, "alice")
+	startNode(t, tab, "carol")
+	send(t, alice, "bob", "hi bob")
+	f := waitFor[MessageFailed](t, alice, nil)
+	if !strings.Contains(f.Err.Error(), `answered as "carol", not bob`) {
+		t.Errorf("got %q", f.Err)
+	}
+}
+
+func mustLookup(t *testing.T, tab *Table, name string) Friend {
+	t.Helper()
+	f, ok := tab.Lookup(name)
+	if !ok {
+		t.Fatalf("%s not in table", name)
+	}
+	return f
+}
+
+func TestAddressInUse(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	startNode(t, tab, "alice")
+	_, err := Start(context.Background(), Config{Name: "alice", Table: tab})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("second Start: %v, want address already in use", err)
+	}
+}
+
+func TestUnacknowledgedMessageFails(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	// bob's port is held by a server that welcomes and then never acks.
+	ln, err := net.Listen("tcp", mustLookup(t, tab, "bob").Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		bw := bufio.NewWriter(c)
+		writeFrame(bw, welcome{Version: ProtocolVersion, Name: "bob"})
+		bw.Flush()
+		io.Copy(io.Discard, c)
+	}()
+	alice := startNode(t, tab, "alice", func(c *Config) { c.AckTimeout = 300 * time.Millisecond })
+	send(t, alice, "bob", "hello?")
+	f := waitFor[MessageFailed](t, alice, nil)
+	if !errors.Is(f.Err, ErrNoAck) {
+		t.Errorf("got %v, want ErrNoAck", f.Err)
+	}
+	want := "bob did not acknowledge the message: no acknowledgement within 300ms"
+	if f.Err.Error() != want {
+		t.Errorf("got %q, want %q", f.Err, want)
+	}
+}
+
+// rawClient connects to n without speaking the protocol unless told to.
+func rawClient(t *testing.T, n *Node) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", n.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func frames(fs ...frame) []byte {
+	var b []byte
+	for _, f := range fs {
+		b = appendFrame(b, f)
+	}
+	return b
+}
+
+// expectClosed reads from c until the server closes it, and fails the test
+// if that takes longer than within.
+func expectClosed(t *testing.T, c net.Conn, within time.Duration) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(within))
+	got, err := io.ReadAll(c)
+	if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset by peer") {
+		t.Fatalf("connection not closed by the server within %v: %v", within, err)
+	}
+	return got
+}
+
+func TestHostileConnectionsAreCutOffWhileFriendsGetThrough(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	short := func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond }
+	alice := startNode(t, tab, "alice", short)
+	bob := startNode(t, tab, "bob", short)
+
+	var oversized [5]byte
+	oversized[0] = 0x7f // announces ~2 GB
+	oversized[4] = frameMessage
+
+	cases := []struct {
+		name     string
+		send     []byte
+		wantErr  string // in the ConnRefused event
+		wantName string
+	}{
+		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "frame too large", ""},
+		{"oversized frame", oversized[:], "frame too large", ""},
+		{"bad magic", frames(refuse{Reason: "p2pc"}), "expected a hello", ""},
+		{"truncated hello", []byte{0, 0, 0, 3, frameHello, 'p', '2'}, "not a p2pchat hello", ""},
+		{"unknown sender", frames(hello{Version: ProtocolVersion, Name: "mallory"}), `unknown friend "mallory"`, "mallory"},
+		{"claims to be the server", frames(hello{Version: ProtocolVersion, Name: "bob"}), "which is this instance", "bob"},
+		{"future version", frames(hello{Version: 9, Name: "alice"}), "unsupported protocol version 9", "alice"},
+		{"message before hello", frames(message{ID: 1, Text: "x"}), "expected a hello", ""},
+		{"silent", nil, "no hello within", ""},
+		{"message after welcome is garbage", append(frames(hello{Version: ProtocolVersion, Name: "alice"}), 0, 0, 0, 1, 99), "unknown frame type 99", "alice"},
+		{"oversized after welcome", append(frames(hello{Version: ProtocolVersion, Name: "alice"}), oversized[:]...), "frame too large", "alice"},
+		{"too long message", frames(hello{Version: ProtocolVersion, Name: "alice"}, message{ID: 1, Text: strings.Repeat("x", MaxMessageRunes+1)}), "message too long", "alice"},
+		{"empty message", frames(hello{Version: ProtocolVersion, Name: "alice"}, message{ID: 1}), "empty message", "alice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawClient(t, bob)
+			if _, err := c.Write(tc.send); err != nil {
+				t.Fatal(err)
+			}
+			expectClosed(t, c, 5*time.Second)
+			ev := waitFor[ConnRefused](t, bob, nil)
+			if !strings.Contains(ev.Err.Error(), tc.wantErr) || ev.Name != tc.wantName {
+				t.Errorf("refused with name %q, err %q; want name %q, err containing %q", ev.Name, ev.Err, tc.wantName, tc.wantErr)
+			}
+			// The good friend is still served.
+			id := send(t, alice, "bob", "still there after "+tc.name)
+			m := waitFor[MessageReceived](t, bob, nil)
+			if m.Text != "still there after "+tc.name {
+				t.Errorf("bob received %q", m.Text)
+			}
+			waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+		})
+	}
+}
+
+func TestRefusedClientLearnsWhy(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	// bob's table does not know alice.
+	bobTab, err := NewTable([]Friend{mustLookup(t, tab, "bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := startNode(t, tab, "alice")
+	bob := startNode(t, bobTab, "bob")
+	send(t, alice, "bob", "hi")
+	f := waitFor[MessageFailed](t, alice, nil)
+	want := `refused: unknown friend "alice": not in bob's table`
+	if !strings.HasSuffix(f.Err.Error(), want) {
+		t.Errorf("got %q, want it to end in %q", f.Err, want)
+	}
+	waitFor[ConnRefused](t, bob, nil)
+}
+
+func TestSilentInboundConnectionIsClosed(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	bob := startNode(t, tab, "bob", func(c *Config) { c.IdleTimeout = 150 * time.Millisecond })
+	c := rawClient(t, bob)
+	c.Write(frames(hello{Version: ProtocolVersion, Name: "alice"}))
+	got := expectClosed(t, c, 5*time.Second)
+	if f, err := readFrame(bufio.NewReader(strings.NewReader(string(got))), make([]byte, MaxFrameSize)); err != nil || f.(welcome).Name != "bob" {
+		t.Errorf("before closing, bob sent %q (%v), want a welcome", got, err)
+	}
+	down := waitFor(t, bob, func(e PeerDown) bool { return e.Inbound })
+	if !errors.Is(down.Err, ErrIdle) {
+		t.Errorf("closed with %v, want idle", down.Err)
+	}
+}
+
+func TestCloseStopsEverything(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob", "carol")
+	alice := startNode(t, tab, "alice")
+	bob := startNode(t, tab, "bob")
+	// Leave connections in every state: open both ways, a half-done
+	// handshake, and a message to a friend who is not running.
+	send(t, alice, "bob", "x")
+	send(t, bob, "alice", "y")
+	waitFor[MessageReceived](t, bob, nil)
+	waitFor[MessageReceived](t, alice, nil)
+	rawClient(t, bob).Write([]byte{0, 0})
+	send(t, alice, "carol", "z")
+	done := make(chan struct{})
+	go func() {
+		alice.Close()
+		bob.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		t.Fatal("Close did not return")
+	}
+	if _, err := alice.Send("bob", "after close"); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Send after Close: %v, want net.ErrClosed", err)
+	}
+}
