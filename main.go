@@ -1,0 +1,189 @@
+// Command p2pchat is a peer-to-peer chat for a small group of friends.
+//
+// Usage:
+//
+//	p2pchat [flags] NAME
+//
+// NAME must be in the table of friends; the instance listens on that row's
+// address. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"p2pchat/network"
+	"p2pchat/shell"
+)
+
+const version = "0.1.0"
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1 // could not run: port in use, data dir unusable
+	exitUsage = 2 // bad command line or table
+)
+
+// maxLogSize is the size past which the log is started afresh at start.
+const maxLogSize = 10 << 20
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("p2pchat", flag.ContinueOnError)
+	peersFile := fs.String("peers", "", "read the table of friends from `FILE` (default: built-in user_1..user_3 on 127.0.0.1:50000..50002)")
+	idle := fs.Duration("idle-timeout", network.DefaultIdleTimeout, "close a client connection after `D` without activity")
+	dataDir := fs.String("data-dir", "", "keep this user's own files in `DIR` (default $XDG_STATE_HOME/p2pchat/NAME, else ~/.local/state/p2pchat/NAME)")
+	noColor := fs.Bool("no-color", false, "plain output; NO_COLOR in the environment does the same")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: p2pchat [flags] NAME\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after NAME.
+	if err := fs.Parse(args); err != nil {
+		return usageStatus(err)
+	}
+	var name string
+	if fs.NArg() > 0 {
+		name = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return usageStatus(err)
+		}
+	}
+	if *showVersion {
+		fmt.Println("p2pchat", version)
+		return exitOK
+	}
+	if name == "" || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "p2pchat: want exactly one NAME")
+		fs.Usage()
+		return exitUsage
+	}
+
+	table := network.DefaultTable()
+	if *peersFile != "" {
+		t, err := network.LoadTable(*peersFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "p2pchat:", err)
+			return exitUsage
+		}
+		table = t
+	}
+	if _, ok := table.Lookup(name); !ok {
+		fmt.Fprintf(os.Stderr, "p2pchat: %q is not in the table of friends; it has %v\n", name, table.Names())
+		return exitUsage
+	}
+	if *idle <= 0 {
+		fmt.Fprintln(os.Stderr, "p2pchat: --idle-timeout must be positive")
+		return exitUsage
+	}
+
+	dir, err := openDataDir(*dataDir, name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		return exitError
+	}
+	logFile, err := openLog(filepath.Join(dir, "p2pchat.log"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		return exitError
+	}
+	defer logFile.Close()
+	logger := slog.New(slog.NewTextHandler(logFile, nil)).With("self", name)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	node, err := network.Start(ctx, network.Config{Name: name, Table: table, IdleTimeout: *idle, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "p2pchat: %v (is p2pchat %s already running?)\n", err, name)
+		return exitError
+	}
+	defer node.Close()
+
+	var friends []string
+	for _, n := range table.Names() {
+		if n != name {
+			friends = append(friends, n)
+		}
+	}
+	terminal := shell.IsTerminal()
+	sh, err := shell.New(shell.Config{
+		Name:        name,
+		Friends:     friends,
+		Net:         node,
+		Terminal:    terminal,
+		In:          os.Stdin,
+		Out:         os.Stdout,
+		Err:         os.Stderr,
+		HistoryFile: filepath.Join(dir, "history"),
+		Color:       terminal && !*noColor && os.Getenv("NO_COLOR") == "",
+		Greeting:    fmt.Sprintf("p2pchat %s: %s, listening on %s. Write friend/message; /help for help.", version, name, node.Addr()),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		return exitError
+	}
+	if err := sh.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func usageStatus(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// openDataDir creates the data directory, owner-only, and returns its path.
+func openDataDir(dir, name string) (string, error) {
+	if dir == "" {
+		base := os.Getenv("XDG_STATE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("no --data-dir given and no home directory: %w", err)
+			}
+			base = filepath.Join(home, ".local", "state")
+		}
+		dir = filepath.Join(base, "p2pchat", name)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("cannot create the data directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("cannot protect the data directory: %w", err)
+	}
+	return dir, nil
+}
+
+// openLog opens the log for appending, owner-only, starting afresh when it
+// has grown past maxLogSize.
+func openLog(path string) (io.WriteCloser, error) {
+	if st, err := os.Stat(path); err == nil && st.Size() > maxLogSize {
+		os.Rename(path, path+".old")
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the log: %w", err)
+	}
+	f.Chmod(0o600)
+	fmt.Fprintf(f, "time=%s msg=\"p2pchat %s starting\"\n", time.Now().Format(time.RFC3339), version)
+	return f, nil
+}

@@ -1,0 +1,65 @@
+package shell
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"p2pchat/network"
+)
+
+// action is what a typed line asks for: a message or a command.
+type action interface{ isAction() }
+
+type sendAction struct{ to, text string }
+
+type commandAction struct {
+	name string // without the '/'
+	args []string
+}
+
+func (sendAction) isAction()    {}
+func (commandAction) isAction() {}
+
+// parseLine turns a typed line into an action. A blank line is no action and
+// no error. self is the person's own name and friends the others'. Errors are
+// sentences to show as they are.
+func parseLine(line, self string, friends []string) (action, error) {
+	trimmed := strings.TrimLeft(line, " \t")
+	if strings.TrimSpace(trimmed) == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(trimmed, "/") {
+		f := strings.Fields(trimmed[1:])
+		if len(f) == 0 {
+			return nil, errors.New(`a lone "/" is not a command: /help lists them`)
+		}
+		return commandAction{name: f[0], args: f[1:]}, nil
+	}
+	to, text, ok := strings.Cut(line, "/")
+	if !ok {
+		return nil, fmt.Errorf(`no "/" in that line: write friend/message, for example %s/hello (/help for more)`, example(friends))
+	}
+	to = strings.TrimSpace(to)
+	switch {
+	case to == self:
+		return nil, network.ErrSelf
+	case !slices.Contains(friends, to):
+		return nil, fmt.Errorf("unknown friend %q: your friends are %s", to, strings.Join(friends, ", "))
+	case text == "":
+		return nil, network.ErrEmptyMessage
+	}
+	if n := utf8.RuneCountInString(text); n > network.MaxMessageRunes {
+		return nil, fmt.Errorf("message too long: %d characters, at most %d; nothing was sent", n, network.MaxMessageRunes)
+	}
+	return sendAction{to: to, text: text}, nil
+}
+
+func example(friends []string) string {
+	if len(friends) == 0 {
+		return "friend"
+	}
+	return friends[0]
+}

@@ -1,0 +1,95 @@
+package shell
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+)
+
+// plainUI reads lines from any reader and writes plain lines: messages to
+// out, notices to errOut. It is used when stdin is not a terminal.
+type plainUI struct {
+	in     chan input
+	ready  chan struct{}
+	out    io.Writer
+	errOut io.Writer
+	mu     sync.Mutex // one line at a time
+}
+
+// maxPlainLine bounds a line read from a pipe; longer lines are refused
+// whole without being held in memory.
+const maxPlainLine = 64 << 10
+
+func newPlainUI(r io.Reader, out, errOut io.Writer) *plainUI {
+	u := &plainUI{in: make(chan input), ready: make(chan struct{}, 1), out: out, errOut: errOut}
+	go u.read(bufio.NewReaderSize(r, maxPlainLine))
+	return u
+}
+
+// read runs until the input ends. It may outlive the shell, blocked on a
+// read from stdin; the process exit ends it.
+func (u *plainUI) read(br *bufio.Reader) {
+	defer close(u.in)
+	for range u.ready {
+		line, err := readLine(br)
+		if errors.Is(err, errLineTooLong) {
+			u.in <- input{text: line} // parseLine reports it as too long
+			continue
+		}
+		if err != nil {
+			if line != "" {
+				u.in <- input{text: line}
+				<-u.ready
+			}
+			u.in <- input{err: io.EOF}
+			return
+		}
+		u.in <- input{text: line}
+	}
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads a line without its "\n" or "\r\n". A line over the buffer
+// size is consumed to its end and returned cut, with errLineTooLong.
+func readLine(br *bufio.Reader) (string, error) {
+	b, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		line := string(b)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = br.ReadSlice('\n')
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		return line, errLineTooLong
+	}
+	line := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if err == nil {
+		return line, nil
+	}
+	return line, err
+}
+
+func (u *plainUI) lines() <-chan input { return u.in }
+
+func (u *plainUI) next() {
+	select {
+	case u.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (u *plainUI) message(line string) { u.write(u.out, line) }
+func (u *plainUI) notice(line string)  { u.write(u.errOut, line) }
+
+func (u *plainUI) write(w io.Writer, line string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	fmt.Fprintln(w, line)
+}
+
+func (u *plainUI) close() {}

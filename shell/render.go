@@ -1,0 +1,99 @@
+package shell
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/fatih/color"
+)
+
+// Sanitize makes text from the network safe to write to a terminal. Tabs and
+// printable characters pass unchanged; other control characters (C0, DEL,
+// C1) become \xNN, invisible direction and line-separator characters become
+// \uNNNN, and bytes that are not UTF-8 become U+FFFD. Nothing in the result
+// can move the cursor, change colours or reorder what is shown.
+func Sanitize(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteRune(utf8.RuneError)
+		case r == '\t':
+			b.WriteByte('\t')
+		case r < 0x20 || r == 0x7f || 0x80 <= r && r < 0xa0:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case isInvisibleFormat(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// isInvisibleFormat reports the characters that change how the rest of a
+// line is laid out without showing themselves: bidirectional overrides and
+// isolates, and the Unicode line and paragraph separators.
+func isInvisibleFormat(r rune) bool {
+	switch {
+	case r == 0x061c, r == 0x200e, r == 0x200f:
+		return true
+	case 0x202a <= r && r <= 0x202e, 0x2066 <= r && r <= 0x2069:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	}
+	return false
+}
+
+// palette holds the colours friends' names are drawn in: none of them red,
+// which is for problems, and all readable on dark and light backgrounds.
+var palette = []color.Attribute{
+	color.FgGreen, color.FgYellow, color.FgBlue, color.FgMagenta, color.FgCyan,
+	color.FgHiGreen, color.FgHiYellow, color.FgHiBlue, color.FgHiMagenta, color.FgHiCyan,
+}
+
+// Painter draws names and notices, in colour or not.
+type Painter struct {
+	enabled bool
+}
+
+// NewPainter returns a Painter that colours only if enabled.
+func NewPainter(enabled bool) Painter { return Painter{enabled: enabled} }
+
+func (p Painter) paint(s string, attrs ...color.Attribute) string {
+	if !p.enabled {
+		return s
+	}
+	c := color.New(attrs...)
+	c.EnableColor()
+	return c.Sprint(s)
+}
+
+// Name draws a friend's name in the friend's own colour, the same for a
+// name on every run and every machine.
+func (p Painter) Name(name string) string {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return p.paint(name, palette[h.Sum32()%uint32(len(palette))], color.Bold)
+}
+
+// Problem draws a line that reports something that went wrong.
+func (p Painter) Problem(s string) string { return p.paint(s, color.FgRed) }
+
+// Faint draws secondary information.
+func (p Painter) Faint(s string) string { return p.paint(s, color.Faint) }

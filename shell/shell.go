@@ -1,0 +1,230 @@
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"p2pchat/network"
+)
+
+// Network is what the shell needs of the network: a *network.Node.
+type Network interface {
+	Send(to, text string) (uint64, error)
+	Peers() []network.PeerStatus
+	Events() <-chan network.Event
+}
+
+// Config configures a Shell.
+type Config struct {
+	Name    string   // the person's own name, shown in the prompt
+	Friends []string // everyone the person can write to, in table order
+	Net     Network
+
+	// Terminal selects readline on the process's terminal (stdin and
+	// stdout); otherwise In is read line by line, messages go to Out and
+	// notices to Err.
+	Terminal    bool
+	In          io.Reader
+	Out, Err    io.Writer
+	HistoryFile string // terminal only; "" keeps no history
+	Color       bool
+	Greeting    string // a first notice, if any
+}
+
+// Shell is one person's session.
+type Shell struct {
+	cfg     Config
+	paint   Painter
+	ui      ui
+	refused map[string]*refusal // by remote host: to keep floods to one line
+}
+
+// ui is where lines come from and where output goes: readline on a
+// terminal, or plain streams.
+type ui interface {
+	// lines delivers what the person typed. After each line, the shell
+	// calls next when it is ready for another.
+	lines() <-chan input
+	next()
+	// message prints a line that is part of the conversation; notice prints
+	// one about the program itself. Each call is one whole line.
+	message(line string)
+	notice(line string)
+	close()
+}
+
+// input is one typed line, or why there is none: io.EOF at the end of input,
+// errInterrupt for Ctrl-C.
+type input struct {
+	text string
+	err  error
+}
+
+var errInterrupt = errors.New("interrupted")
+
+// New prepares a shell; on a terminal it takes over the screen.
+func New(cfg Config) (*Shell, error) {
+	s := &Shell{cfg: cfg, paint: NewPainter(cfg.Color), refused: make(map[string]*refusal)}
+	if cfg.Terminal {
+		t, err := newTerminalUI(cfg, s.completer())
+		if err != nil {
+			return nil, err
+		}
+		s.ui = t
+	} else {
+		s.ui = newPlainUI(cfg.In, cfg.Out, cfg.Err)
+	}
+	return s, nil
+}
+
+func (s *Shell) completer() completer {
+	c := completer{friends: s.cfg.Friends}
+	for _, cmd := range commands {
+		c.commands = append(c.commands, cmd.name)
+	}
+	return c
+}
+
+// Run is the shell's event loop: the one place where typed lines, network
+// events and shutdown meet. It returns nil when the person quits (/quit,
+// Ctrl-D) or ctx is done, and restores the terminal before returning.
+func (s *Shell) Run(ctx context.Context) error {
+	defer s.ui.close()
+	lines := s.ui.lines()
+	events := s.cfg.Net.Events()
+	if s.cfg.Greeting != "" {
+		s.ui.notice(s.paint.Faint(s.cfg.Greeting))
+	}
+	s.ui.next()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case in, ok := <-lines:
+			if !ok {
+				// End of piped input: keep receiving until told to stop.
+				lines = nil
+				continue
+			}
+			switch {
+			case errors.Is(in.err, io.EOF):
+				if s.cfg.Terminal {
+					return nil // Ctrl-D on an empty line
+				}
+				lines = nil
+				continue
+			case errors.Is(in.err, errInterrupt):
+				// Ctrl-C: readline has cleared the line.
+			case in.err != nil:
+				return in.err
+			default:
+				if quit := s.handle(in.text); quit {
+					return nil
+				}
+			}
+			s.ui.next()
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			s.render(ev)
+		}
+	}
+}
+
+// handle acts on one typed line and reports whether the person asked to quit.
+func (s *Shell) handle(line string) (quit bool) {
+	a, err := parseLine(line, s.cfg.Name, s.cfg.Friends)
+	if err != nil {
+		s.problem(err.Error())
+		return false
+	}
+	switch a := a.(type) {
+	case sendAction:
+		if _, err := s.cfg.Net.Send(a.to, a.text); err != nil {
+			s.problem(fmt.Sprintf("not sent to %s: %v", a.to, err))
+		}
+	case commandAction:
+		for _, cmd := range commands {
+			if cmd.name == a.name {
+				return cmd.run(s, a.args)
+			}
+		}
+		s.problem(fmt.Sprintf("unknown command /%s: /help lists the commands", Sanitize(a.name)))
+	}
+	return false
+}
+
+func (s *Shell) problem(line string) { s.ui.notice(s.paint.Problem(line)) }
+
+// render shows one network event. Everything that came from the other side
+// goes through Sanitize.
+func (s *Shell) render(ev network.Event) {
+	switch ev := ev.(type) {
+	case network.MessageReceived:
+		s.ui.message(fmt.Sprintf("Message from %s: %s", s.paint.Name(ev.From), Sanitize(ev.Text)))
+	case network.MessageFailed:
+		var what string
+		var ackErr *network.AckError
+		if errors.As(ev.Err, &ackErr) {
+			what = "it may not have arrived"
+		} else {
+			what = "message not sent"
+		}
+		s.problem(fmt.Sprintf("%s (%s: %q)", Sanitize(ev.Err.Error()), what, Sanitize(abbreviate(ev.Text, 40))))
+	case network.ConnRefused:
+		s.renderRefused(ev)
+	case network.MessageDelivered, network.PeerUp, network.PeerDown:
+		// Quiet on success: /peers shows connection state.
+	}
+}
+
+// refusal counts refused connections from one host, so that a flood of
+// junk prints one line per refusalQuiet rather than one per connection.
+type refusal struct {
+	last       time.Time
+	suppressed int
+}
+
+// refusalQuiet is how long after a refused connection further refusals from
+// the same host are counted rather than printed.
+const refusalQuiet = 10 * time.Second
+
+func (s *Shell) renderRefused(ev network.ConnRefused) {
+	host := ev.Addr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	r := s.refused[host]
+	if r == nil {
+		r = &refusal{}
+		s.refused[host] = r
+	}
+	now := time.Now()
+	if now.Sub(r.last) < refusalQuiet {
+		r.suppressed++
+		return
+	}
+	who := ""
+	if ev.Name != "" {
+		who = fmt.Sprintf(" claiming to be %q", ev.Name)
+	}
+	more := ""
+	if r.suppressed > 0 {
+		more = fmt.Sprintf(" (and %d more from %s since %s)", r.suppressed, host, r.last.Format("15:04:05"))
+	}
+	r.last, r.suppressed = now, 0
+	s.problem(Sanitize(fmt.Sprintf("refused a connection from %s%s: %v%s", ev.Addr, who, ev.Err, more)))
+}
+
+func abbreviate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
