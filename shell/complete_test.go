@@ -1,0 +1,36 @@
+package shell
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestCompleter(t *testing.T) {
+	c := completer{friends: []string{"bob", "bonnie", "carol"}, commands: []string{"help", "peers", "quit"}}
+	for _, tc := range []struct {
+		line string
+		pos  int
+		want []string
+		n    int
+	}{
+		{"bo", 2, []string{"b/", "nnie/"}, 2},
+		{"bon", 3, []string{"nie/"}, 3},
+		{"c", 1, []string{"arol/"}, 1},
+		{"", 0, []string{"bob/", "bonnie/", "carol/"}, 0},
+		{"x", 1, nil, 1},
+		{"bob/hi", 6, nil, 6},
+		{"bo and more", 2, []string{"b/", "nnie/"}, 2},
+		{"/he", 3, []string{"lp "}, 3},
+		{"/", 1, []string{"help ", "peers ", "quit "}, 1},
+		{"/help x", 7, nil, 7},
+	} {
+		got, n := c.Do([]rune(tc.line), tc.pos)
+		var gs []string
+		for _, g := range got {
+			gs = append(gs, string(g))
+		}
+		if !reflect.DeepEqual(gs, tc.want) || n != tc.n {
+			t.Errorf("Do(%q, %d) = %q, %d; want %q, %d", tc.line, tc.pos, gs, n, tc.want, tc.n)
+		}
+	}
+}

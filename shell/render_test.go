@@ -1,0 +1,59 @@
+package shell
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSanitize(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain text / with slashes", "plain text / with slashes"},
+		{"tab\tkept", "tab\tkept"},
+		{"é 日本 🙂", "é 日本 🙂"},
+		{"\x1b[2Jclear", `\x1b[2Jclear`},
+		{"bell\a nul\x00 cr\r lf\n del\x7f", `bell\x07 nul\x00 cr\x0d lf\x0a del\x7f`},
+		{"c1 \u009b31m", `c1 \x9b31m`},
+		{"bad \xff\xfe utf8", "bad \uFFFD\uFFFD utf8"},
+		{"rtl \u202eevil\u202c", `rtl \u202eevil\u202c`},
+		{"iso \u2066x\u2069 ls\u2028", `iso \u2066x\u2069 ls\u2028`},
+	} {
+		if got := Sanitize(tc.in); got != tc.want {
+			t.Errorf("Sanitize(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzSanitize(f *testing.F) {
+	f.Add("\x1b]0;title\x07")
+	f.Add("ok\t\u202e\xff")
+	f.Fuzz(func(t *testing.T, in string) {
+		out := Sanitize(in)
+		for _, r := range out {
+			if r < 0x20 && r != '\t' || r == 0x7f || 0x80 <= r && r < 0xa0 || isInvisibleFormat(r) {
+				t.Fatalf("Sanitize(%q) = %q still holds %U", in, out, r)
+			}
+		}
+	})
+}
+
+func TestNameColoursAreStableAndDistinct(t *testing.T) {
+	p := NewPainter(true)
+	seen := map[string]string{}
+	for _, name := range []string{"user_1", "user_2", "user_3"} {
+		c := p.Name(name)
+		if c != p.Name(name) {
+			t.Errorf("%s is drawn differently twice", name)
+		}
+		if !strings.Contains(c, "\x1b[") || !strings.Contains(c, name) {
+			t.Errorf("%s drawn as %q, want it coloured", name, c)
+		}
+		prefix := c[:strings.Index(c, name)]
+		if other, dup := seen[prefix]; dup {
+			t.Errorf("%s and %s share the colour %q", name, other, prefix)
+		}
+		seen[prefix] = name
+	}
+	if got := NewPainter(false).Name("user_1"); got != "user_1" {
+		t.Errorf("without colour: %q", got)
+	}
+}
