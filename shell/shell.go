@@ -194,17 +194,28 @@ type refusal struct {
 // the same host are counted rather than printed.
 const refusalQuiet = 10 * time.Second
 
+// maxRefusalHosts bounds the hosts remembered for refusalQuiet; past it,
+// hosts quiet for refusalQuiet are forgotten.
+const maxRefusalHosts = 1024
+
 func (s *Shell) renderRefused(ev network.ConnRefused) {
 	host := ev.Addr
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		host = host[:i]
+	}
+	now := time.Now()
+	if len(s.refused) > maxRefusalHosts {
+		for h, r := range s.refused {
+			if now.Sub(r.last) >= refusalQuiet {
+				delete(s.refused, h)
+			}
+		}
 	}
 	r := s.refused[host]
 	if r == nil {
 		r = &refusal{}
 		s.refused[host] = r
 	}
-	now := time.Now()
 	if now.Sub(r.last) < refusalQuiet {
 		r.suppressed++
 		return

@@ -118,6 +118,7 @@ func (t *terminalUI) print(line string) {
 // a Readline is pending (its issue #217), so it gets a moment, and the
 // terminal state saved at start is restored regardless.
 func (t *terminalUI) close() {
+	pending := t.granted && !t.returned.Load()
 	done := make(chan struct{})
 	go func() {
 		t.rl.Close()
@@ -129,6 +130,9 @@ func (t *terminalUI) close() {
 	}
 	if t.state != nil {
 		readline.Restore(int(os.Stdin.Fd()), t.state)
+	}
+	if pending {
+		t.out.Write([]byte("\n")) // leave the shell's next prompt a line of its own
 	}
 }
 
