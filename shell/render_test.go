@@ -1,8 +1,12 @@
 package shell
 
 import (
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
+
+	"p2pchat/network"
 )
 
 func TestSanitize(t *testing.T) {
@@ -55,5 +59,29 @@ func TestNameColoursAreStableAndDistinct(t *testing.T) {
 	}
 	if got := NewPainter(false).Name("user_1"); got != "user_1" {
 		t.Errorf("without colour: %q", got)
+	}
+}
+
+func TestRenderReceivedAndRefused(t *testing.T) {
+	var out, errOut strings.Builder
+	s := &Shell{paint: NewPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: map[string]*refusal{}}
+
+	s.render(network.MessageReceived{From: "bob", Text: "hi\x1b[2J"})
+	if got, want := out.String(), "Message from bob: hi\\x1b[2J\n"; got != want {
+		t.Errorf("message rendered as %q, want %q", got, want)
+	}
+
+	// A flood from one host prints one line; another host gets its own.
+	for range 50 {
+		s.render(network.ConnRefused{Addr: "127.0.0.9:4000", Name: "mal\x1b[31mlory", Err: errors.New("bad hello")})
+	}
+	s.render(network.ConnRefused{Addr: "[::1]:4000", Err: errors.New("no hello within 10s")})
+	lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+	want := []string{
+		`refused a connection from 127.0.0.9:4000 claiming to be "mal\x1b[31mlory": bad hello`,
+		`refused a connection from [::1]:4000: no hello within 10s`,
+	}
+	if !reflect.DeepEqual(lines, want) {
+		t.Errorf("refusals rendered as\n%q\nwant\n%q", lines, want)
 	}
 }
