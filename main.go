@@ -38,6 +38,9 @@ const (
 const maxLogSize = 10 << 20
 
 func main() {
+	// Every file p2pchat creates is the user's alone, including the ones
+	// readline writes behind our back (it rewrites its history file 0666).
+	syscall.Umask(0o077)
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -155,7 +158,7 @@ func usageStatus(err error) int {
 func openDataDir(dir, name string) (string, error) {
 	if dir == "" {
 		base := os.Getenv("XDG_STATE_HOME")
-		if base == "" {
+		if !filepath.IsAbs(base) { // the XDG spec says to ignore a relative path
 			home, err := os.UserHomeDir()
 			if err != nil {
 				return "", fmt.Errorf("no --data-dir given and no home directory: %w", err)
@@ -177,13 +180,18 @@ func openDataDir(dir, name string) (string, error) {
 // has grown past maxLogSize.
 func openLog(path string) (io.WriteCloser, error) {
 	if st, err := os.Stat(path); err == nil && st.Size() > maxLogSize {
-		os.Rename(path, path+".old")
+		if err := os.Rename(path, path+".old"); err != nil {
+			return nil, fmt.Errorf("cannot rotate the log: %w", err)
+		}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the log: %w", err)
 	}
-	f.Chmod(0o600)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cannot protect the log: %w", err)
+	}
 	fmt.Fprintf(f, "time=%s msg=\"p2pchat %s starting\"\n", time.Now().Format(time.RFC3339), version)
 	return f, nil
 }
