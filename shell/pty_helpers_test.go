@@ -1,0 +1,508 @@
+//go:build unix
+
+package shell_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/creack/pty"
+	"github.com/hinshun/vt10x"
+
+	"p2pchat/network"
+)
+
+// These tests run the real p2pchat binary on a pseudo-terminal and look at
+// the screen a terminal emulator (vt10x) renders from its output. The binary
+// runs in a child process, built without -race: chzyer/readline has data
+// races of its own, and the test binary may be built with -race.
+
+// waitTimeout bounds every wait on a condition in these tests.
+const waitTimeout = 10 * time.Second
+
+// Terminal size of every session.
+const (
+	cols = 100
+	rows = 24
+)
+
+// binary is the p2pchat executable built by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "p2pchat-pty-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "p2pchat")
+	if err := build(binary); err != nil {
+		fmt.Fprintln(os.Stderr, "building p2pchat:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// build compiles the p2pchat command to out, without the race detector
+// whatever GOFLAGS says.
+func build(out string) error {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	cmd := exec.Command("go", "build", "-o", out, "p2pchat")
+	cmd.Dir = root
+	var flags []string
+	for _, f := range strings.Fields(os.Getenv("GOFLAGS")) {
+		if f != "-race" && f != "--race" && f != "-race=true" {
+			flags = append(flags, f)
+		}
+	}
+	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.Join(flags, " "))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v\n%s", err, b)
+	}
+	return nil
+}
+
+// freePort returns a loopback port that was free a moment ago, never the
+// same one twice. It is drawn below the ephemeral range, so that neither the
+// source port of a connection nor a listener on port 0 (in this process or
+// another) can take it before p2pchat listens on it.
+func freePort(t *testing.T) int {
+	t.Helper()
+	lo, hi := portRange()
+	for range 1000 {
+		p := lo + rand.IntN(hi-lo)
+		portsMu.Lock()
+		taken := portsUsed[p]
+		portsUsed[p] = true
+		portsMu.Unlock()
+		if taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return p
+	}
+	t.Fatalf("no free port in [%d, %d)", lo, hi)
+	return 0
+}
+
+// deadPort returns a loopback port where nothing listens, nor will while
+// the test runs: a socket is bound to it, never listening, until the end.
+// Connecting to it is refused.
+func deadPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
+}
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = make(map[int]bool)
+)
+
+// portRange is where freePort draws ports from: the 10000 ports below the
+// ephemeral range where the system says where that is (Linux), else below
+// the usual Linux one.
+func portRange() (lo, hi int) {
+	hi = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				hi = n
+			}
+		}
+	}
+	lo = max(hi-10000, 1024)
+	if hi-lo < 1000 { // no room below the ephemeral range: try the top of it
+		lo, hi = 61000, 65535
+	}
+	return lo, hi
+}
+
+// world is a table of friends on loopback, written to a peers file.
+type world struct {
+	table *network.Table
+	file  string
+}
+
+// newWorld gives each name a free loopback port and writes the peers file.
+func newWorld(t *testing.T, names ...string) world {
+	t.Helper()
+	return newWorldPorts(t, nil, names...)
+}
+
+// newWorldPorts is newWorld with the ports of some names given.
+func newWorldPorts(t *testing.T, ports map[string]int, names ...string) world {
+	t.Helper()
+	var rows []network.Friend
+	var b strings.Builder
+	for _, n := range names {
+		port, ok := ports[n]
+		if !ok {
+			port = freePort(t)
+		}
+		f := network.Friend{Name: n, Host: "127.0.0.1", Port: port}
+		rows = append(rows, f)
+		fmt.Fprintf(&b, "%s %s %d\n", f.Name, f.Host, f.Port)
+	}
+	tab, err := network.NewTable(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "peers")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return world{table: tab, file: file}
+}
+
+func (w world) addr(t *testing.T, name string) string {
+	t.Helper()
+	f, ok := w.table.Lookup(name)
+	if !ok {
+		t.Fatalf("%s is not in the table", name)
+	}
+	return f.Addr()
+}
+
+// friend is a network node run by the test itself, race-clean.
+type friend struct {
+	*network.Node
+}
+
+// startFriend starts the node called name, closed when the test ends.
+func startFriend(t *testing.T, w world, name string) friend {
+	t.Helper()
+	n, err := network.Start(context.Background(), network.Config{Name: name, Table: w.table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return friend{n}
+}
+
+func (f friend) send(t *testing.T, to, text string) {
+	t.Helper()
+	if _, err := f.Send(to, text); err != nil {
+		t.Fatalf("%s: Send(%q, %q): %v", f.Name(), to, text, err)
+	}
+}
+
+// expectMessage waits for the next message f receives and checks it. Other
+// events are passed over.
+func (f friend) expectMessage(t *testing.T, from, text string) {
+	t.Helper()
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	for {
+		select {
+		case ev := <-f.Events():
+			m, ok := ev.(network.MessageReceived)
+			if !ok {
+				continue
+			}
+			if m.From != from || m.Text != text {
+				t.Fatalf("%s received %q from %s, want %q from %s", f.Name(), m.Text, m.From, text, from)
+			}
+			return
+		case <-timeout.C:
+			t.Fatalf("%s: no message %q from %s within %v", f.Name(), text, from, waitTimeout)
+		}
+	}
+}
+
+// options of a session.
+type options struct {
+	color   bool   // leave colour on: no NO_COLOR in the environment
+	dataDir string // "" for a fresh one
+}
+
+// session is one p2pchat process on a pseudo-terminal, rendered by vt10x.
+type session struct {
+	t       *testing.T
+	name    string
+	dataDir string
+	cmd     *exec.Cmd
+	ptmx    *os.File
+	term    vt10x.Terminal
+	changed chan struct{} // signalled after each update of the screen
+	exited  chan struct{} // closed once the process has exited
+	waitErr error         // what cmd.Wait returned; read after exited
+	readEnd chan struct{} // closed once the output is all rendered
+}
+
+// startSession runs p2pchat as name with the peers file of w. The process
+// is killed, if still running, when the test ends.
+func startSession(t *testing.T, w world, name string, o options) *session {
+	t.Helper()
+	if o.dataDir == "" {
+		o.dataDir = t.TempDir()
+	}
+	cmd := exec.Command(binary, "--data-dir", o.dataDir, "--peers", w.file, name)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TERM=") && !strings.HasPrefix(kv, "NO_COLOR=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "TERM=xterm-256color")
+	if !o.color {
+		env = append(env, "NO_COLOR=1")
+	}
+	cmd.Env = env
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: cols, Rows: rows})
+	if err != nil {
+		t.Fatalf("starting p2pchat on a pty: %v", err)
+	}
+	s := &session{
+		t:       t,
+		name:    name,
+		dataDir: o.dataDir,
+		cmd:     cmd,
+		ptmx:    ptmx,
+		term:    vt10x.New(vt10x.WithSize(cols, rows), vt10x.WithWriter(ptmx)),
+		changed: make(chan struct{}, 1),
+		exited:  make(chan struct{}),
+		readEnd: make(chan struct{}),
+	}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	go s.render()
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			cmd.Process.Kill()
+			<-s.exited
+		}
+		ptmx.Close()
+		<-s.readEnd
+	})
+	s.waitPrompt("")
+	return s
+}
+
+// render copies the process's output into the terminal emulator until the
+// pty closes. A rune split between two reads is held back until it is whole.
+func (s *session) render() {
+	defer close(s.readEnd)
+	buf := make([]byte, 32<<10)
+	held := 0
+	for {
+		n, err := s.ptmx.Read(buf[held:])
+		n += held
+		cut := n
+		for i := n - 1; i >= 0 && i >= n-utf8.UTFMax; i-- {
+			if utf8.RuneStart(buf[i]) {
+				if !utf8.FullRune(buf[i:n]) {
+					cut = i
+				}
+				break
+			}
+		}
+		if cut > 0 {
+			s.term.Write(buf[:cut])
+			select {
+			case s.changed <- struct{}{}:
+			default:
+			}
+		}
+		held = copy(buf, buf[cut:n])
+		if err != nil {
+			return
+		}
+	}
+}
+
+// snapshot is the screen at one moment.
+type snapshot struct {
+	lines  []string // one a row, trailing blanks removed
+	cursor vt10x.Cursor
+}
+
+// row is the text of the cursor's row.
+func (sn snapshot) row() string { return sn.lines[sn.cursor.Y] }
+
+// count is the number of rows that contain sub.
+func (sn snapshot) count(sub string) int {
+	n := 0
+	for _, l := range sn.lines {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// find is the first row equal to line, or -1.
+func (sn snapshot) find(line string) int {
+	for i, l := range sn.lines {
+		if l == line {
+			return i
+		}
+	}
+	return -1
+}
+
+func (sn snapshot) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cursor at column %d, row %d\n", sn.cursor.X, sn.cursor.Y)
+	fmt.Fprintf(&b, "   +%s+\n", strings.Repeat("-", cols))
+	for i, l := range sn.lines {
+		fmt.Fprintf(&b, "%2d |%-*s|\n", i, cols, l)
+	}
+	fmt.Fprintf(&b, "   +%s+", strings.Repeat("-", cols))
+	return b.String()
+}
+
+// screen returns what the terminal shows now.
+func (s *session) screen() snapshot {
+	s.term.Lock()
+	defer s.term.Unlock()
+	var sn snapshot
+	for y := 0; y < rows; y++ {
+		var b strings.Builder
+		for x := 0; x < cols; x++ {
+			c := s.term.Cell(x, y).Char
+			if c == 0 {
+				c = ' '
+			}
+			b.WriteRune(c)
+		}
+		sn.lines = append(sn.lines, strings.TrimRight(b.String(), " "))
+	}
+	sn.cursor = s.term.Cursor()
+	return sn
+}
+
+// cell returns the glyph at column x of row y.
+func (s *session) cell(x, y int) vt10x.Glyph {
+	s.term.Lock()
+	defer s.term.Unlock()
+	return s.term.Cell(x, y)
+}
+
+// waitScreen waits until cond holds for the screen, and returns that
+// screen. It fails the test, showing the screen, after waitTimeout.
+func (s *session) waitScreen(cond func(sn snapshot) bool, what string) snapshot {
+	s.t.Helper()
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	for {
+		sn := s.screen()
+		if cond(sn) {
+			return sn
+		}
+		select {
+		case <-s.changed:
+		case <-s.readEnd:
+			// The process is gone and its output all rendered: the screen
+			// changes no more. Look once more, then give up.
+			if sn := s.screen(); cond(sn) {
+				return sn
+			}
+			<-s.exited
+			s.t.Fatalf("p2pchat exited (%v) before %s; the screen:\n%s", s.waitErr, what, s.screen())
+		case <-timeout.C:
+			exit := "still running"
+			select {
+			case <-s.exited:
+				exit = fmt.Sprintf("exited: %v", s.waitErr)
+			default:
+			}
+			s.t.Fatalf("waited %v for %s; p2pchat %s; the screen:\n%s", waitTimeout, what, exit, s.screen())
+		}
+	}
+}
+
+// prompt is the prompt with line typed after it.
+func (s *session) prompt(line string) string { return s.name + "> " + line }
+
+// waitPrompt waits until the cursor's row is the prompt with line typed,
+// the cursor at its end, and returns the screen.
+func (s *session) waitPrompt(line string) snapshot {
+	s.t.Helper()
+	want := s.prompt(line)
+	return s.waitScreen(func(sn snapshot) bool {
+		return sn.row() == strings.TrimRight(want, " ") && sn.cursor.X == utf8.RuneCountInString(want)
+	}, fmt.Sprintf("the prompt line %q with the cursor at its end", want))
+}
+
+// typeKeys writes s to the terminal as if typed.
+func (s *session) typeKeys(keys string) {
+	s.t.Helper()
+	if _, err := io.WriteString(s.ptmx, keys); err != nil {
+		s.t.Fatalf("typing %q: %v", keys, err)
+	}
+}
+
+// waitExit waits for the process to exit and checks its status.
+func (s *session) waitExit(status int) {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(waitTimeout):
+		s.t.Fatalf("p2pchat still running after %v; the screen:\n%s", waitTimeout, s.screen())
+	}
+	var ee *exec.ExitError
+	got := 0
+	switch {
+	case errors.As(s.waitErr, &ee):
+		got = ee.ExitCode()
+	case s.waitErr != nil:
+		s.t.Fatalf("waiting for p2pchat: %v", s.waitErr)
+	}
+	if got != status {
+		<-s.readEnd
+		s.t.Fatalf("p2pchat exited with status %d, want %d; the screen:\n%s", got, status, s.screen())
+	}
+}
+
+// running fails the test if the process has exited.
+func (s *session) running() {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+		s.t.Fatalf("p2pchat exited (%v); the screen:\n%s", s.waitErr, s.screen())
+	default:
+	}
+}
