@@ -51,6 +51,7 @@ func run(args []string) int {
 	dataDir := fs.String("data-dir", "", "keep this user's own files in `DIR` (default $XDG_STATE_HOME/p2pchat/NAME, else ~/.local/state/p2pchat/NAME)")
 	noColor := fs.Bool("no-color", false, "plain output; NO_COLOR in the environment does the same")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	showID := fs.Bool("id", false, "print NAME's identity (creating it if needed) and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: p2pchat [flags] NAME\n\nflags:\n")
 		fs.PrintDefaults()
@@ -74,6 +75,25 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "p2pchat: want exactly one NAME")
 		fs.Usage()
 		return exitUsage
+	}
+
+	if err := network.CheckName(name); err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		return exitUsage
+	}
+	if *showID {
+		dir, err := openDataDir(*dataDir, name)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "p2pchat:", err)
+			return exitError
+		}
+		id, err := network.LoadIdentity(dir, name)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "p2pchat:", err)
+			return exitError
+		}
+		fmt.Println(id.ID)
+		return exitOK
 	}
 
 	table := network.DefaultTable()
@@ -106,11 +126,28 @@ func run(args []string) int {
 	}
 	defer logFile.Close()
 	logger := slog.New(slog.NewTextHandler(logFile, nil)).With("self", name)
+	identity, err := network.LoadIdentity(dir, name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		return exitError
+	}
+	known, err := network.LoadKnownPeers(filepath.Join(dir, "known_peers"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat: cannot read the identities pinned on first use:", err)
+		return exitError
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	node, err := network.Start(ctx, network.Config{Name: name, Table: table, IdleTimeout: *idle, Logger: logger})
+	node, err := network.Start(ctx, network.Config{
+		Name:        name,
+		Table:       table,
+		IdleTimeout: *idle,
+		Identity:    identity,
+		KnownPeers:  known,
+		Logger:      logger,
+	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "p2pchat: %v (is p2pchat %s already running?)\n", err, name)
 		return exitError

@@ -230,18 +230,27 @@ func start(t *testing.T, label string, args []string, env ...string) *process {
 type chat struct {
 	names     []string
 	ports     map[string]int
+	dirs      map[string]string // each name's data directory
 	peersFile string
 }
 
-// newChat allocates a free port per name and writes the peers file.
+// newChat allocates a free port and a data directory per name, creates each
+// identity with --id, and writes the peers file with every ID pinned, as
+// the README tells friends to do.
 func newChat(t *testing.T, names ...string) *chat {
 	t.Helper()
-	c := &chat{names: names, ports: make(map[string]int)}
+	c := &chat{names: names, ports: make(map[string]int), dirs: make(map[string]string)}
 	var b strings.Builder
 	fmt.Fprintln(&b, "# written by main_test.go")
 	for i, port := range freePorts(t, len(names)) {
-		c.ports[names[i]] = port
-		fmt.Fprintf(&b, "%s\t127.0.0.1 %d\n", names[i], port)
+		name := names[i]
+		c.ports[name] = port
+		c.dirs[name] = t.TempDir()
+		out, err := exec.Command(binary, "--data-dir", c.dirs[name], "--id", name).Output()
+		if err != nil {
+			t.Fatalf("p2pchat --id %s: %v", name, err)
+		}
+		fmt.Fprintf(&b, "%s\t127.0.0.1 %d  %s\n", name, port, strings.TrimSpace(string(out)))
 	}
 	c.peersFile = writeFile(t, "peers", b.String())
 	return c
@@ -279,7 +288,7 @@ func writeFile(t *testing.T, name, content string) string {
 // waits for the greeting.
 func (c *chat) startAs(t *testing.T, name string, flags ...string) *process {
 	t.Helper()
-	dir := t.TempDir()
+	dir := c.dirs[name]
 	args := append([]string{"--peers", c.peersFile, "--data-dir", dir}, flags...)
 	p := start(t, name, append(args, name))
 	p.dataDir = dir
@@ -599,7 +608,7 @@ func TestPortInUse(t *testing.T) {
 // where the given table says and keeps its files in the given directory.
 func TestFlagsAfterName(t *testing.T) {
 	c := newChat(t, "user_1", "user_2")
-	dir := t.TempDir()
+	dir := c.dirs["user_1"] // holds the identity the table pins
 	u1 := start(t, "user_1", []string{"user_1", "--peers", c.peersFile, "--data-dir", dir, "--idle-timeout", "1m"})
 	u1.waitGreeting(t, c.addr("user_1"))
 	u2 := c.startAs(t, "user_2")
@@ -772,5 +781,59 @@ func TestIdleCloseAndRedial(t *testing.T) {
 	}
 	if errs := u1.stderr.snapshot(); len(errs) != 1 {
 		t.Errorf("user_1's stderr has more than the greeting:\n%s", quoteLines(errs))
+	}
+}
+
+// TestIdentity: --id prints one stable ID, the key stays private, and an
+// instance holding another identity under a pinned name is refused loudly
+// in both directions while the real friend still gets through.
+func TestIdentity(t *testing.T) {
+	c := newChat(t, "user_1", "user_2")
+	dir := c.dirs["user_1"]
+	first, err := exec.Command(binary, "--id", "--data-dir", dir, "user_1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := exec.Command(binary, "-data-dir", dir, "user_1", "-id").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSuffix(string(first), "\n")
+	if string(first) != string(again) || strings.ContainsAny(id, " \t\n") || len(id) != 55 {
+		t.Errorf("--id printed %q, then %q; want the same one-line ID", first, again)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "identity.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("identity.key: %v, want mode 0600", err)
+	}
+
+	u1 := c.startAs(t, "user_1")
+	impostor := start(t, "impostor", []string{"--peers", c.peersFile, "--data-dir", t.TempDir(), "user_2"})
+	impostor.waitGreeting(t, c.addr("user_2"))
+
+	u1.send(t, "user_2/for user_2 only")
+	warning := u1.stderr.waitLine(t, "WARNING: user_2's address "+c.addr("user_2"))
+	for _, want := range []string{"but user_2 is pinned by the table to", "message not sent", "put it in the table"} {
+		if !strings.Contains(warning, want) {
+			t.Errorf("warning %q does not say %q", warning, want)
+		}
+	}
+	impostor.send(t, "user_1/it is me, user_2")
+	inbound := u1.stderr.waitLine(t, "WARNING: a connection from")
+	if !strings.Contains(inbound, "as user_2, but user_2 is pinned by the table") {
+		t.Errorf("inbound warning: %q", inbound)
+	}
+	impostor.stderr.waitLine(t, "it refused our certificate")
+	if code := impostor.signal(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("impostor exit status %d", code)
+	}
+	if out := impostor.stdout.snapshot(); len(out) > 0 {
+		t.Errorf("impostor received:\n%s", quoteLines(out))
+	}
+
+	u2 := c.startAs(t, "user_2")
+	u1.send(t, "user_2/now the real one")
+	u2.stdout.waitLine(t, messageFrom("user_1", "now the real one"))
+	if got := u1.stdout.snapshot(); len(got) > 0 {
+		t.Errorf("user_1 displayed:\n%s", quoteLines(got))
 	}
 }

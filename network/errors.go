@@ -30,6 +30,12 @@ func reason(err error) string {
 		return "connection closed"
 	}
 	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" && strings.Contains(oe.Err.Error(), "bad certificate") {
+		return "it refused our certificate: we are not in its table, or it has another identity pinned for us"
+	}
+	if errors.As(err, &oe) && oe.Op == "remote error" {
+		return "the other side gave up: " + oe.Err.Error()
+	}
 	if errors.As(err, &oe) && oe.Err != nil {
 		return strings.TrimPrefix(oe.Err.Error(), "connect: ")
 	}

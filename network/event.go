@@ -8,7 +8,7 @@ import (
 
 // Event is something that happened on the network, for the shell to show.
 // It is one of MessageReceived, MessageDelivered, MessageFailed, PeerUp,
-// PeerDown and ConnRefused.
+// PeerDown, ConnRefused and IdentityPinned.
 type Event interface{ event() }
 
 // MessageReceived: a friend sent us a message.
@@ -36,9 +36,19 @@ type MessageFailed struct {
 // PeerUp: a connection with a friend is established. Outbound connections
 // are the ones we dialled to send; inbound ones were dialled by the friend.
 type PeerUp struct {
-	Name    string
-	Addr    string
-	Inbound bool
+	Name       string
+	Addr       string
+	Inbound    bool
+	ID         ID     // the friend's identity, checked
+	TLSVersion uint16 // tls.VersionTLS13
+}
+
+// IdentityPinned: a friend with no pinned identity was seen for the first
+// time, and the identity it presented is now pinned to its name.
+type IdentityPinned struct {
+	Name string
+	Addr string
+	ID   ID
 }
 
 // PeerDown: a connection with a friend closed; Err says why (ErrIdle for an
@@ -65,6 +75,7 @@ func (MessageFailed) event()    {}
 func (PeerUp) event()           {}
 func (PeerDown) event()         {}
 func (ConnRefused) event()      {}
+func (IdentityPinned) event()   {}
 
 // Errors carried by events and returned by Send.
 var (

@@ -160,7 +160,7 @@ func decodeFrame(typ byte, p []byte) (frame, error) {
 		}
 		p = p[len(helloMagic):]
 		name := string(p[1:])
-		if err := checkName(name); err != nil {
+		if err := CheckName(name); err != nil {
 			return nil, bad("hello: %v", err)
 		}
 		return hello{Version: p[0], Name: name}, nil
@@ -169,7 +169,7 @@ func decodeFrame(typ byte, p []byte) (frame, error) {
 			return nil, bad("short welcome")
 		}
 		name := string(p[1:])
-		if err := checkName(name); err != nil {
+		if err := CheckName(name); err != nil {
 			return nil, bad("welcome: %v", err)
 		}
 		return welcome{Version: p[0], Name: name}, nil

@@ -3,6 +3,7 @@ package network
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,11 @@ type Config struct {
 	// names when positive; tests shorten them.
 	HandshakeTimeout time.Duration
 	AckTimeout       time.Duration
+	// Identity is this instance's key and certificate (see LoadIdentity).
+	Identity *Identity
+	// KnownPeers records identities pinned on first use; nil keeps them in
+	// memory only.
+	KnownPeers *KnownPeers
 	// Logger receives connection-level log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -61,6 +67,9 @@ type Node struct {
 	log    *slog.Logger
 	events chan Event
 	peers  map[string]*peer
+	known  *KnownPeers
+	tls    *tls.Config // server side
+	admit  *admission
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -77,6 +86,9 @@ type Node struct {
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Table == nil {
 		return nil, errors.New("no table of friends")
+	}
+	if cfg.Identity == nil {
+		return nil, errors.New("no identity")
 	}
 	self, ok := cfg.Table.Lookup(cfg.Name)
 	if !ok {
@@ -107,8 +119,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		log:     log,
 		events:  make(chan Event, eventBuffer),
 		peers:   make(map[string]*peer),
+		known:   cfg.KnownPeers,
+		admit:   newAdmission(),
 		inbound: make(map[string]int),
 	}
+	if n.known == nil {
+		n.known, _ = LoadKnownPeers("")
+	}
+	n.tls = n.serverTLS()
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	for _, f := range cfg.Table.Friends() {
 		if f.Name == self.Name {
@@ -128,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.serve(n.ctx)
 	}()
 	context.AfterFunc(n.ctx, func() { ln.Close() })
-	log.Info("listening", "name", self.Name, "addr", ln.Addr().String())
+	log.Info("listening", "name", self.Name, "addr", ln.Addr().String(), "id", cfg.Identity.ID.String())
 	return n, nil
 }
 
@@ -140,6 +158,7 @@ func (n *Node) Name() string { return n.self.Name }
 
 // Events is the stream of what happens on the network. The caller must keep
 // reading it: when it is full, receiving stalls (without losing anything).
+// It is closed by Close.
 func (n *Node) Events() <-chan Event { return n.events }
 
 // Close stops the node: the listener and every connection are closed and
@@ -149,6 +168,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		n.wg.Wait()
+		close(n.events)
 		n.log.Info("stopped")
 	})
 	return nil
@@ -181,6 +201,8 @@ type PeerStatus struct {
 	Idle      time.Duration // for how long it has been idle, if open
 	Inbound   int           // connections the friend has open to us
 	Pending   int           // messages sent and not yet acknowledged
+	ID        ID            // the identity pinned for the friend, if any
+	Pinned    PinSource     // where that pin comes from
 }
 
 // Peers returns the status of every friend but ourselves, in table order.
@@ -198,6 +220,9 @@ func (n *Node) Peers() []PeerStatus {
 		out[i].Inbound = n.inbound[out[i].Name]
 	}
 	n.mu.Unlock()
+	for i := range out {
+		out[i].ID, out[i].Pinned = n.pinned(out[i].Name)
+	}
 	return out
 }
 
@@ -242,20 +267,29 @@ func (n *Node) serve(ctx context.Context) {
 	}
 }
 
-// serveConn runs one inbound connection: the hello, then messages, each
-// acknowledged after it has been handed to the shell. serveConn closes conn.
-func (n *Node) serveConn(ctx context.Context, conn net.Conn) {
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+// serveConn runs one inbound connection: TLS with the client's certificate
+// checked, the hello, then messages, each acknowledged after it has been
+// handed to the shell. serveConn closes conn.
+func (n *Node) serveConn(ctx context.Context, raw net.Conn) {
+	defer raw.Close()
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-
-	addr := conn.RemoteAddr().String()
+	addr := raw.RemoteAddr().String()
 	log := n.log.With("remote", addr)
+	for _, old := range n.admit.admit(raw) {
+		log.Warn("too many unauthenticated connections: closing the oldest", "closed", old.RemoteAddr().String())
+		old.Close()
+	}
+
+	conn := tls.Server(raw, n.tls)
 	br := bufio.NewReaderSize(conn, 4096)
 	bw := bufio.NewWriterSize(conn, 4096)
 	buf := make([]byte, MaxFrameSize)
 
-	name, err := n.handshake(conn, br, bw, buf)
+	name, id, err := n.handshake(ctx, conn, br, bw, buf)
+	if !n.admit.done(raw) && err == nil {
+		err = errors.New("closed to make room for newer connections")
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("connection refused", "name", name, "err", err)
@@ -268,7 +302,7 @@ func (n *Node) serveConn(ctx context.Context, conn net.Conn) {
 	n.mu.Lock()
 	n.inbound[name]++
 	n.mu.Unlock()
-	n.emit(ctx, PeerUp{Name: name, Addr: addr, Inbound: true})
+	n.emit(ctx, PeerUp{Name: name, Addr: addr, Inbound: true, ID: id, TLSVersion: conn.ConnectionState().Version})
 
 	err = n.receive(ctx, conn, name, br, bw, buf)
 
@@ -292,25 +326,40 @@ func (n *Node) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
-// handshake reads the hello and answers it with a welcome or a refuse. It
-// returns the name the peer claimed, if it got that far.
-func (n *Node) handshake(conn net.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte) (string, error) {
+// handshake runs the TLS handshake (the client's certificate is checked in
+// serverTLS), reads the hello and answers it with a welcome or a refuse, all
+// within the handshake timeout. It returns the name the peer claimed, if it
+// got that far, and its ID.
+func (n *Node) handshake(ctx context.Context, conn *tls.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte) (string, ID, error) {
 	conn.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
+	if err := conn.HandshakeContext(ctx); err != nil {
+		var idErr *IdentityError
+		switch {
+		case errors.As(err, &idErr):
+			return idErr.Name, ID{}, idErr
+		case isTimeout(err):
+			return "", ID{}, fmt.Errorf("no TLS handshake within %v", n.cfg.HandshakeTimeout)
+		}
+		return "", ID{}, &handshakeError{err}
+	}
+	cert := conn.ConnectionState().PeerCertificates[0]
+	id := CertID(cert.Raw)
 	f, err := readFrame(br, buf)
 	if err != nil {
 		if isTimeout(err) {
-			return "", fmt.Errorf("no hello within %v", n.cfg.HandshakeTimeout)
+			return "", id, fmt.Errorf("no hello within %v", n.cfg.HandshakeTimeout)
 		}
-		return "", fmt.Errorf("bad hello: %w", err)
+		return "", id, fmt.Errorf("bad hello: %w", err)
 	}
 	h, ok := f.(hello)
 	if !ok {
-		return "", fmt.Errorf("%w: expected a hello, got frame type %d", ErrBadFrame, f.frameType())
+		return "", id, fmt.Errorf("%w: expected a hello, got frame type %d", ErrBadFrame, f.frameType())
 	}
-	refuseWith := func(err error) (string, error) {
+	refuseWith := func(err error) (string, ID, error) {
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		writeFrame(bw, refuse{Reason: err.Error()})
 		bw.Flush()
-		return h.Name, err
+		return h.Name, id, err
 	}
 	if h.Version != ProtocolVersion {
 		return refuseWith(fmt.Errorf("unsupported protocol version %d (this peer speaks %d)", h.Version, ProtocolVersion))
@@ -321,20 +370,29 @@ func (n *Node) handshake(conn net.Conn, br *bufio.Reader, bw *bufio.Writer, buf 
 	if _, ok := n.peers[h.Name]; !ok {
 		return refuseWith(fmt.Errorf("%w %q: not in %s's table", ErrUnknownFriend, h.Name, n.self.Name))
 	}
+	if err := n.checkCert(h.Name, cert); err != nil {
+		return refuseWith(err)
+	}
+	if pinned, err := n.pinFirstUse(h.Name, id); err != nil {
+		return refuseWith(err)
+	} else if pinned {
+		n.log.Warn("identity pinned on first use", "peer", h.Name, "id", id.String())
+		n.emit(ctx, IdentityPinned{Name: h.Name, Addr: conn.RemoteAddr().String(), ID: id})
+	}
 	if err := writeFrame(bw, welcome{Version: ProtocolVersion, Name: n.self.Name}); err != nil {
-		return h.Name, err
+		return h.Name, id, err
 	}
 	if err := bw.Flush(); err != nil {
-		return h.Name, err
+		return h.Name, id, err
 	}
 	conn.SetDeadline(time.Time{})
-	return h.Name, nil
+	return h.Name, id, nil
 }
 
 // receive reads messages from a friend until the connection ends, handing
 // each to the shell and acknowledging it. Acks are flushed when no more
 // input is buffered, so a burst costs one write.
-func (n *Node) receive(ctx context.Context, conn net.Conn, from string, br *bufio.Reader, bw *bufio.Writer, buf []byte) error {
+func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *bufio.Reader, bw *bufio.Writer, buf []byte) error {
 	silence := 2 * n.cfg.IdleTimeout
 	for {
 		conn.SetReadDeadline(time.Now().Add(silence))
@@ -360,6 +418,12 @@ func (n *Node) receive(ctx context.Context, conn net.Conn, from string, br *bufi
 		}
 	}
 }
+
+// handshakeError is a failed TLS handshake on an inbound connection.
+type handshakeError struct{ err error }
+
+func (e *handshakeError) Error() string { return "TLS handshake failed: " + reason(e.err) }
+func (e *handshakeError) Unwrap() error { return e.err }
 
 func isTimeout(err error) bool {
 	var ne net.Error

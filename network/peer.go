@@ -3,6 +3,7 @@ package network
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -174,7 +175,7 @@ func (p *peer) run(ctx context.Context) {
 				}
 				p.setConnected(true)
 				p.log.Info("client connection up")
-				p.node.emit(ctx, PeerUp{Name: p.friend.Name, Addr: p.friend.Addr()})
+				p.node.emit(ctx, PeerUp{Name: p.friend.Name, Addr: p.friend.Addr(), ID: c.id, TLSVersion: c.state.Version})
 			}
 			now := time.Now()
 			for i := range batch {
@@ -231,15 +232,18 @@ func (p *peer) run(ctx context.Context) {
 }
 
 // dial connects to the friend and runs the client side of the handshake:
-// our hello, their welcome, which must carry the friend's name.
+// TLS, where the server's certificate must be the friend's (clientTLS), then
+// our hello and their welcome, which must carry the friend's name. A friend
+// seen for the first time has its identity pinned once all of that passed.
 func (p *peer) dial(ctx context.Context) (*clientConn, error) {
 	d := net.Dialer{Timeout: DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", p.friend.Addr())
+	raw, err := d.DialContext(ctx, "tcp", p.friend.Addr())
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
+	conn := tls.Client(raw, p.node.clientTLS(p.friend.Name))
 	conn.SetDeadline(time.Now().Add(p.node.cfg.HandshakeTimeout))
 	c := &clientConn{
 		conn: conn,
@@ -250,7 +254,10 @@ func (p *peer) dial(ctx context.Context) (*clientConn, error) {
 		done: make(chan struct{}),
 	}
 	buf := make([]byte, MaxFrameSize)
-	err = writeFrame(c.bw, hello{Version: ProtocolVersion, Name: p.node.self.Name})
+	err = conn.HandshakeContext(ctx)
+	if err == nil {
+		err = writeFrame(c.bw, hello{Version: ProtocolVersion, Name: p.node.self.Name})
+	}
 	if err == nil {
 		err = c.bw.Flush()
 	}
@@ -272,8 +279,17 @@ func (p *peer) dial(ctx context.Context) (*clientConn, error) {
 			err = fmt.Errorf("%w: expected a welcome, got frame type %d", ErrBadFrame, f.frameType())
 		}
 	}
+	if err == nil {
+		c.state = conn.ConnectionState()
+		c.id = CertID(c.state.PeerCertificates[0].Raw)
+		var pinned bool
+		if pinned, err = p.node.pinFirstUse(p.friend.Name, c.id); pinned {
+			p.log.Warn("identity pinned on first use", "id", c.id.String())
+			p.node.emit(ctx, IdentityPinned{Name: p.friend.Name, Addr: p.friend.Addr(), ID: c.id})
+		}
+	}
 	if err != nil {
-		conn.Close()
+		raw.Close()
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
@@ -288,14 +304,16 @@ func (p *peer) dial(ctx context.Context) (*clientConn, error) {
 // clientConn is an open connection to a friend. The peer goroutine writes;
 // readAcks reads.
 type clientConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	acks chan uint64   // acks read, in order
-	quit chan struct{} // closed by close: stop delivering acks
-	done chan struct{} // closed when readAcks returns; err says why
-	err  error
-	once sync.Once
+	conn  net.Conn
+	state tls.ConnectionState
+	id    ID // the friend's, checked
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	acks  chan uint64   // acks read, in order
+	quit  chan struct{} // closed by close: stop delivering acks
+	done  chan struct{} // closed when readAcks returns; err says why
+	err   error
+	once  sync.Once
 }
 
 func (c *clientConn) write(batch []outgoing) error {

@@ -18,6 +18,7 @@ type Friend struct {
 	Name string
 	Host string // IPv4 or IPv6 address, or a host name
 	Port int
+	ID   ID // the friend's identity if the table pins it, else zero
 }
 
 // Addr is the friend's address in host:port form, ready to dial.
@@ -65,8 +66,10 @@ func LoadTable(path string) (*Table, error) {
 	return ReadTable(f, path)
 }
 
-// ReadTable parses a table: one friend a line as "NAME HOST PORT", columns
-// separated by spaces or tabs, '#' starting a comment, blank lines ignored.
+// ReadTable parses a table: one friend a line as "NAME HOST PORT [ID]",
+// columns separated by spaces or tabs, '#' starting a comment, blank lines
+// ignored. ID, where given, pins the friend's identity as p2pchat --id
+// prints it.
 // An error names the place as "file:line: reason".
 func ReadTable(r io.Reader, file string) (*Table, error) {
 	t := &Table{index: make(map[string]int)}
@@ -85,10 +88,17 @@ func ReadTable(r io.Reader, file string) (*Table, error) {
 			return fmt.Errorf("%s:%d: %s", file, n, fmt.Sprintf(format, args...))
 		}
 		if len(cols) < 3 {
-			return nil, fail("missing column: want NAME HOST PORT, got %d column(s)", len(cols))
+			return nil, fail("missing column: want NAME HOST PORT [ID], got %d column(s)", len(cols))
 		}
-		if len(cols) > 3 {
-			return nil, fail("too many columns: want NAME HOST PORT, got %d", len(cols))
+		if len(cols) > 4 {
+			return nil, fail("too many columns: want NAME HOST PORT [ID], got %d", len(cols))
+		}
+		var id ID
+		if len(cols) == 4 {
+			var err error
+			if id, err = ParseID(cols[3]); err != nil {
+				return nil, fail("%v", err)
+			}
 		}
 		port, err := strconv.Atoi(cols[2])
 		if err != nil || port < 1 || port > 65535 {
@@ -98,7 +108,7 @@ func ReadTable(r io.Reader, file string) (*Table, error) {
 			return nil, fail("duplicate name %q (first on line %d)", cols[0], first)
 		}
 		host := strings.TrimSuffix(strings.TrimPrefix(cols[1], "["), "]")
-		if err := t.add(Friend{Name: cols[0], Host: host, Port: port}); err != nil {
+		if err := t.add(Friend{Name: cols[0], Host: host, Port: port, ID: id}); err != nil {
 			return nil, fail("%v", err)
 		}
 		lines[cols[0]] = n
@@ -113,7 +123,7 @@ func ReadTable(r io.Reader, file string) (*Table, error) {
 }
 
 func (t *Table) add(f Friend) error {
-	if err := checkName(f.Name); err != nil {
+	if err := CheckName(f.Name); err != nil {
 		return err
 	}
 	if err := checkHost(f.Host); err != nil {
@@ -151,10 +161,10 @@ func (t *Table) Names() []string {
 	return names
 }
 
-// checkName accepts 1 to MaxNameLen letters, digits, '_', '-' and '.'.
+// CheckName accepts 1 to MaxNameLen letters, digits, '_', '-' and '.'.
 // Names never contain '/', spaces or control characters, so "name/message"
 // splits unambiguously and a name is safe to print.
-func checkName(name string) error {
+func CheckName(name string) error {
 	if name == "" || len(name) > MaxNameLen {
 		return fmt.Errorf("bad name %q: want 1 to %d characters", name, MaxNameLen)
 	}

@@ -12,10 +12,10 @@ func TestReadTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Friend{
-		{"alice", "127.0.0.1", 50000},
-		{"bob", "::1", 50001},
-		{"carol", "::1", 50002},
-		{"dave", "example.org", 65535},
+		{Name: "alice", Host: "127.0.0.1", Port: 50000},
+		{Name: "bob", Host: "::1", Port: 50001},
+		{Name: "carol", Host: "::1", Port: 50002},
+		{Name: "dave", Host: "example.org", Port: 65535},
 	}
 	got := tab.Friends()
 	if len(got) != len(want) {
@@ -39,11 +39,12 @@ func TestReadTableRefusesBadTables(t *testing.T) {
 		{"port zero", "a 127.0.0.1 0\n", `peers:1: bad port "0": want a number from 1 to 65535`},
 		{"port too big", "\n\na 127.0.0.1 65536\n", `peers:3: bad port "65536"`},
 		{"port not a number", "a 127.0.0.1 http\n", `peers:1: bad port "http"`},
-		{"missing column", "a 127.0.0.1\n", "peers:1: missing column: want NAME HOST PORT, got 2 column(s)"},
-		{"extra column", "a 127.0.0.1 1 x y\n", "peers:1: too many columns"},
+		{"missing column", "a 127.0.0.1\n", "peers:1: missing column: want NAME HOST PORT [ID], got 2 column(s)"},
+		{"extra column", "a 127.0.0.1 1 x y z\n", "peers:1: too many columns"},
 		{"slash in name", "a/b 127.0.0.1 1\n", `peers:1: bad name "a/b"`},
 		{"long name", strings.Repeat("n", MaxNameLen+1) + " 127.0.0.1 1\n", "peers:1: bad name"},
 		{"bad host", "a under_score 1\n", `peers:1: bad host "under_score"`},
+		{"bad id", "a 127.0.0.1 1 NOTANID\n", `peers:1: bad ID "NOTANID"`},
 		{"empty", "# nobody\n", "peers: no friends in the table"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

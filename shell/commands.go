@@ -2,6 +2,8 @@ package shell
 
 import (
 	"fmt"
+
+	"p2pchat/network"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,7 +21,9 @@ var commands []command
 func init() {
 	commands = []command{
 		{"help", "", "show this help", (*Shell).help},
-		{"peers", "", "list your friends and the connections with them", (*Shell).peers},
+		{"peers", "", "list your friends, their identities and the connections with them", (*Shell).peers},
+		{"whoami", "", "show your name and identity, for friends to pin", (*Shell).whoami},
+		{"forget", "NAME", "forget the identity pinned on first use for NAME, to accept a new one", (*Shell).forget},
 		{"quit", "", "leave p2pchat (Ctrl-D does the same)", func(*Shell, []string) bool { return true }},
 	}
 }
@@ -35,11 +39,30 @@ func (s *Shell) help([]string) bool {
 	return false
 }
 
+func (s *Shell) whoami([]string) bool {
+	s.ui.notice(fmt.Sprintf("You are %s, identity %s", s.cfg.Name, s.cfg.Net.ID()))
+	return false
+}
+
+func (s *Shell) forget(args []string) bool {
+	if len(args) != 1 {
+		s.problem("usage: /forget NAME")
+		return false
+	}
+	if err := s.cfg.Net.Forget(args[0]); err != nil {
+		s.problem(Sanitize(err.Error()))
+		return false
+	}
+	s.ui.notice(fmt.Sprintf("Forgot %s's identity: the next one seen will be pinned.", args[0]))
+	return false
+}
+
 func (s *Shell) peers([]string) bool {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FRIEND\tADDRESS\tOUR CONNECTION\tTHEIRS\tUNACKNOWLEDGED")
-	for _, p := range s.cfg.Net.Peers() {
+	peers := s.cfg.Net.Peers()
+	for _, p := range peers {
 		ours := "none"
 		if p.Connected {
 			ours = "open, idle " + p.Idle.Truncate(time.Second).String()
@@ -49,6 +72,14 @@ func (s *Shell) peers([]string) bool {
 			theirs = "open"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", p.Name, p.Addr(), ours, theirs, p.Pending)
+	}
+	fmt.Fprintln(tw, "\nFRIEND\tIDENTITY")
+	for _, p := range peers {
+		if p.Pinned == network.NotPinned {
+			fmt.Fprintf(tw, "%s\t%s\n", p.Name, p.Pinned)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s (%s)\n", p.Name, p.ID, p.Pinned)
+		}
 	}
 	tw.Flush()
 	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))

@@ -210,7 +210,11 @@ type friend struct {
 // startFriend starts the node called name, closed when the test ends.
 func startFriend(t *testing.T, w world, name string) friend {
 	t.Helper()
-	n, err := network.Start(context.Background(), network.Config{Name: name, Table: w.table})
+	id, err := network.LoadIdentity(t.TempDir(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := network.Start(context.Background(), network.Config{Name: name, Table: w.table, Identity: id})
 	if err != nil {
 		t.Fatal(err)
 	}

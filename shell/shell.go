@@ -16,6 +16,8 @@ type Network interface {
 	Send(to, text string) (uint64, error)
 	Peers() []network.PeerStatus
 	Events() <-chan network.Event
+	ID() network.ID
+	Forget(name string) error
 }
 
 // Config configures a Shell.
@@ -168,6 +170,11 @@ func (s *Shell) render(ev network.Event) {
 	case network.MessageReceived:
 		s.ui.message(fmt.Sprintf("Message from %s: %s", s.paint.Name(ev.From), Sanitize(ev.Text)))
 	case network.MessageFailed:
+		var idErr *network.IdentityError
+		if errors.As(ev.Err, &idErr) {
+			s.identityWarning(ev.To+"'s address "+friendAddr(ev.Err), idErr, "message not sent")
+			return
+		}
 		var what string
 		var ackErr *network.AckError
 		if errors.As(ev.Err, &ackErr) {
@@ -177,10 +184,48 @@ func (s *Shell) render(ev network.Event) {
 		}
 		s.problem(fmt.Sprintf("%s (%s: %q)", Sanitize(ev.Err.Error()), what, Sanitize(abbreviate(ev.Text, 40))))
 	case network.ConnRefused:
+		var idErr *network.IdentityError
+		if errors.As(ev.Err, &idErr) {
+			s.identityWarning("a connection from "+ev.Addr, idErr, "connection closed")
+			return
+		}
 		s.renderRefused(ev)
+	case network.IdentityPinned:
+		s.ui.notice(s.paint.Faint(fmt.Sprintf("First contact with %s: pinned identity %s. Check it against what %s's /whoami shows.", ev.Name, ev.ID, ev.Name)))
 	case network.MessageDelivered, network.PeerUp, network.PeerDown:
 		// Quiet on success: /peers shows connection state.
 	}
+}
+
+// identityWarning shows one line about a peer whose identity is wrong:
+// where, what was expected and presented, and how to accept a legitimate
+// change.
+func (s *Shell) identityWarning(where string, e *network.IdentityError, outcome string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "WARNING: %s: ", where)
+	switch {
+	case e.Problem != "":
+		fmt.Fprintf(&b, "identity %s: %s", e.Presented, e.Problem)
+	default:
+		fmt.Fprintf(&b, "presented identity %s as %s, but %s is %s to %s", e.Presented, e.Name, e.Name, e.Source, e.Expected)
+	}
+	fmt.Fprintf(&b, " (%s)", outcome)
+	switch e.Source {
+	case network.PinnedOnFirstUse:
+		fmt.Fprintf(&b, ". If %s really has a new identity, type /forget %s.", e.Name, e.Name)
+	case network.PinnedByTable:
+		fmt.Fprintf(&b, ". If %s really has a new identity, put it in the table.", e.Name)
+	}
+	s.problem(Sanitize(b.String()))
+}
+
+// friendAddr digs the address out of a ReachError, for warnings.
+func friendAddr(err error) string {
+	var re *network.ReachError
+	if errors.As(err, &re) {
+		return re.Addr
+	}
+	return "?"
 }
 
 // refusal counts refused connections from one host, so that a flood of

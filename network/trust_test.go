@@ -1,0 +1,371 @@
+package network
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTLS13WithBothCertificatesChecked(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	aliceID, bobID := newIdentity(t, "alice"), newIdentity(t, "bob")
+	alice := startNode(t, tab, "alice", withIdentity(aliceID))
+	bob := startNode(t, tab, "bob", withIdentity(bobID))
+
+	send(t, alice, "bob", "over TLS")
+	out := waitFor(t, alice, func(e PeerUp) bool { return !e.Inbound })
+	in := waitFor(t, bob, func(e PeerUp) bool { return e.Inbound })
+	for _, c := range []struct {
+		side    string
+		ev      PeerUp
+		wantID  ID
+		wantFor string
+	}{
+		{"alice's client connection", out, bobID.ID, "bob"},
+		{"bob's inbound connection", in, aliceID.ID, "alice"},
+	} {
+		if c.ev.TLSVersion != tls.VersionTLS13 {
+			t.Errorf("%s negotiated TLS version %#x, want 1.3", c.side, c.ev.TLSVersion)
+		}
+		if c.ev.ID != c.wantID {
+			t.Errorf("%s saw %s as %s, want %s", c.side, c.wantFor, c.ev.ID, c.wantID)
+		}
+	}
+	if m := waitFor[MessageReceived](t, bob, nil); m.Text != "over TLS" {
+		t.Errorf("bob got %q", m.Text)
+	}
+	// Both sides pinned the other on first use.
+	for _, c := range []struct {
+		n      *Node
+		friend string
+		want   ID
+	}{{alice, "bob", bobID.ID}, {bob, "alice", aliceID.ID}} {
+		st := c.n.Peers()[0]
+		if st.Name != c.friend || st.ID != c.want || st.Pinned != PinnedOnFirstUse {
+			t.Errorf("%s's status of %s: %+v, want ID %s pinned on first use", c.n.Name(), c.friend, st, c.want)
+		}
+	}
+}
+
+func withIdentity(id *Identity) func(*Config) { return func(c *Config) { c.Identity = id } }
+
+func withKnownPeers(t *testing.T, path string) func(*Config) {
+	t.Helper()
+	return func(c *Config) {
+		k, err := LoadKnownPeers(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.KnownPeers = k
+	}
+}
+
+// An impostor with a fresh identity and bob's name, on bob's port, is
+// refused both when alice dials it and when it dials alice; the real bob
+// gets through afterwards.
+func TestImpostorRefusedBothWays(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	bobID := newIdentity(t, "bob")
+	alice := startNode(t, tab, "alice")
+	bob := startNode(t, tab, "bob", withIdentity(bobID))
+	send(t, alice, "bob", "hi, real bob")
+	waitFor[MessageReceived](t, bob, nil)
+	bob.Close()
+	waitFor(t, alice, func(e PeerDown) bool { return e.Name == "bob" && !e.Inbound })
+
+	impostorID := newIdentity(t, "bob")
+	impostor := startNode(t, tab, "bob", withIdentity(impostorID))
+
+	// Outbound: alice reaches the impostor on bob's port.
+	send(t, alice, "bob", "secret for bob")
+	f := waitFor[MessageFailed](t, alice, nil)
+	var idErr *IdentityError
+	if !errors.As(f.Err, &idErr) || idErr.Presented != impostorID.ID || idErr.Expected != bobID.ID || idErr.Source != PinnedOnFirstUse {
+		t.Fatalf("alice's send to the impostor failed with %v, want an IdentityError naming both IDs", f.Err)
+	}
+	// Inbound: the impostor writes to alice.
+	send(t, impostor, "alice", "I am bob, honest")
+	r := waitFor[ConnRefused](t, alice, nil)
+	if !errors.As(r.Err, &idErr) || idErr.Name != "bob" || idErr.Presented != impostorID.ID {
+		t.Fatalf("alice refused the impostor with %v, want an IdentityError", r.Err)
+	}
+	if f := waitFor[MessageFailed](t, impostor, nil); !strings.Contains(f.Err.Error(), "refused our certificate") {
+		t.Errorf("impostor's send failed with %v", f.Err)
+	}
+	// Nothing of the impostor reached alice, nothing of alice reached it.
+	assertNo[MessageReceived](t, alice)
+	assertNo[MessageReceived](t, impostor)
+	impostor.Close()
+
+	// The real bob, back on his port, is accepted both ways.
+	bob = startNode(t, tab, "bob", withIdentity(bobID))
+	id := send(t, alice, "bob", "welcome back")
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+	send(t, bob, "alice", "thanks")
+	if m := waitFor[MessageReceived](t, alice, nil); m.From != "bob" || m.Text != "thanks" {
+		t.Errorf("alice got %+v", m)
+	}
+}
+
+// assertNo fails if n has an event of type E waiting.
+func assertNo[E Event](t *testing.T, n *Node) {
+	t.Helper()
+	for {
+		select {
+		case ev, open := <-n.Events():
+			if !open {
+				return
+			}
+			if _, bad := ev.(E); bad {
+				t.Fatalf("%s: unexpected %T %+v", n.Name(), ev, ev)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func TestIDInTheTable(t *testing.T) {
+	checkNoLeaks(t)
+	base := testTable(t, "alice", "bob")
+	aliceID, bobID, otherID := newIdentity(t, "alice"), newIdentity(t, "bob"), newIdentity(t, "bob")
+	pinned := func(bob ID, alice ID) *Table {
+		a, b := mustLookup(t, base, "alice"), mustLookup(t, base, "bob")
+		a.ID, b.ID = alice, bob
+		tab, err := NewTable([]Friend{a, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tab
+	}
+
+	t.Run("right IDs", func(t *testing.T) {
+		tab := pinned(bobID.ID, aliceID.ID)
+		alice := startNode(t, tab, "alice", withIdentity(aliceID))
+		bob := startNode(t, tab, "bob", withIdentity(bobID))
+		id := send(t, alice, "bob", "pinned both ways")
+		waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+		send(t, bob, "alice", "and back")
+		waitFor[MessageReceived](t, alice, nil)
+		if st := alice.Peers()[0]; st.ID != bobID.ID || st.Pinned != PinnedByTable {
+			t.Errorf("alice's status of bob: %+v", st)
+		}
+		assertNo[IdentityPinned](t, alice)
+	})
+	t.Run("wrong ID for the server", func(t *testing.T) {
+		tab := pinned(otherID.ID, ID{}) // alice expects another bob
+		alice := startNode(t, tab, "alice", withIdentity(aliceID))
+		startNode(t, tab, "bob", withIdentity(bobID))
+		send(t, alice, "bob", "who are you")
+		f := waitFor[MessageFailed](t, alice, nil)
+		var idErr *IdentityError
+		if !errors.As(f.Err, &idErr) || idErr.Source != PinnedByTable || idErr.Expected != otherID.ID || idErr.Presented != bobID.ID {
+			t.Errorf("got %v, want an IdentityError from the table pin", f.Err)
+		}
+	})
+	t.Run("wrong ID for the client", func(t *testing.T) {
+		tab := pinned(otherID.ID, ID{}) // alice expects another bob
+		alice := startNode(t, tab, "alice", withIdentity(aliceID))
+		bob := startNode(t, tab, "bob", withIdentity(bobID))
+		send(t, bob, "alice", "let me in")
+		r := waitFor[ConnRefused](t, alice, nil)
+		var idErr *IdentityError
+		if !errors.As(r.Err, &idErr) || idErr.Source != PinnedByTable {
+			t.Errorf("got %v, want an IdentityError from the table pin", r.Err)
+		}
+		waitFor[MessageFailed](t, bob, nil)
+		if err := alice.Forget("bob"); err == nil || !strings.Contains(err.Error(), "pinned by the table") {
+			t.Errorf("Forget of a table pin: %v", err)
+		}
+	})
+}
+
+func TestTrustOnFirstUseAndForget(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	known := filepath.Join(t.TempDir(), "known_peers")
+	aliceID := newIdentity(t, "alice")
+	alice := startNode(t, tab, "alice", withIdentity(aliceID), withKnownPeers(t, known))
+	bob := startNode(t, tab, "bob")
+
+	send(t, alice, "bob", "first contact")
+	pin := waitFor[IdentityPinned](t, alice, nil)
+	if pin.Name != "bob" || pin.ID != bob.ID() {
+		t.Fatalf("pinned %+v, want bob as %s", pin, bob.ID())
+	}
+	data, err := os.ReadFile(known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "\nbob "+bob.ID().String()+" ") {
+		t.Errorf("known_peers does not pin bob:\n%s", data)
+	}
+	if st, err := os.Stat(known); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("known_peers: %v, mode %v; want 0600", err, st.Mode().Perm())
+	}
+	bob.Close()
+
+	// alice restarts: the pin is read back from the file.
+	alice.Close()
+	alice = startNode(t, tab, "alice", withIdentity(aliceID), withKnownPeers(t, known))
+	newBob := startNode(t, tab, "bob") // a new identity under bob's name
+	send(t, alice, "bob", "are you bob?")
+	f := waitFor[MessageFailed](t, alice, nil)
+	var idErr *IdentityError
+	if !errors.As(f.Err, &idErr) || idErr.Source != PinnedOnFirstUse {
+		t.Fatalf("changed identity: %v, want refused as pinned on first use", f.Err)
+	}
+
+	// The person accepts the change: the next contact pins the new ID.
+	if err := alice.Forget("bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Forget("bob"); err == nil {
+		t.Error("forgetting twice: no error")
+	}
+	id := send(t, alice, "bob", "hello, new bob")
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+	if m := waitFor[MessageReceived](t, newBob, nil); m.Text != "hello, new bob" {
+		t.Errorf("new bob got %q", m.Text)
+	}
+	if st := alice.Peers()[0]; st.ID != newBob.ID() || st.Pinned != PinnedOnFirstUse {
+		t.Errorf("after forget: %+v", st)
+	}
+}
+
+func TestIdentitySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	first, err := LoadIdentity(dir, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadIdentity(dir, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.ID != again.ID {
+		t.Errorf("ID changed across loads: %s, then %s", first.ID, again.ID)
+	}
+	for _, f := range []string{identityKeyFile, identityCertFile} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+	// A key file made readable by others is tightened again.
+	os.Chmod(filepath.Join(dir, identityKeyFile), 0o644)
+	if _, err := LoadIdentity(dir, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, identityKeyFile)); st.Mode().Perm() != 0o600 {
+		t.Errorf("key file left at %v", st.Mode().Perm())
+	}
+	// A half-present identity is an error, not silently replaced.
+	os.Remove(filepath.Join(dir, identityCertFile))
+	if _, err := LoadIdentity(dir, "alice"); err == nil {
+		t.Error("key without certificate: no error")
+	}
+}
+
+func TestIDText(t *testing.T) {
+	id := newIdentity(t, "x").ID
+	s := id.String()
+	if len(s) != 55 || strings.ContainsAny(s, " \t") || strings.Count(s, "-") != 3 {
+		t.Errorf("ID text %q: want 52 characters in 4 dash-joined groups", s)
+	}
+	for _, in := range []string{s, strings.ToLower(s), strings.ReplaceAll(s, "-", "")} {
+		got, err := ParseID(in)
+		if err != nil || got != id {
+			t.Errorf("ParseID(%q) = %s, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "ABC", s + "A", strings.Replace(s, s[:1], "1", 1)} {
+		if _, err := ParseID(bad); err == nil {
+			t.Errorf("ParseID(%q): no error", bad)
+		}
+	}
+	tab, err := ReadTable(strings.NewReader("bob 127.0.0.1 1 "+s+"\n"), "t")
+	if err != nil || mustLookup(t, tab, "bob").ID != id {
+		t.Errorf("table with an ID column: %v", err)
+	}
+}
+
+// A few hundred junk connections at once (stalled handshakes, plaintext,
+// random bytes) are each cut off within the handshake deadline, and a
+// friend's messages get through while they are open.
+func TestJunkFloodDoesNotStopFriends(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	const deadline = 2 * time.Second
+	short := func(c *Config) { c.HandshakeTimeout = deadline }
+	alice := startNode(t, tab, "alice", short)
+	bob := startNode(t, tab, "bob", short)
+	go func() { // bob's shell: drain events so the flood's reports never stall him
+		for range bob.Events() {
+		}
+	}()
+
+	const junk = 300
+	payloads := [][]byte{nil, {0x16, 0x03, 0x01, 0x01, 0x00, 0x01}, []byte("GET / HTTP/1.0\r\n\r\n"), {0xde, 0xad, 0xbe, 0xef}}
+	conns := make([]net.Conn, 0, junk)
+	opened := time.Now()
+	for i := range junk {
+		c, err := net.Dial("tcp", bob.Addr().String())
+		if err != nil {
+			t.Fatalf("junk connection %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.Write(payloads[i%len(payloads)])
+		conns = append(conns, c)
+	}
+	// While they are open, alice's messages are delivered.
+	for i := range 5 {
+		id := send(t, alice, "bob", "through the flood")
+		waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+		if i == 0 && time.Since(opened) > deadline {
+			t.Logf("warning: the first delivery came after the junk deadline; the flood may not have been open")
+		}
+	}
+	// Every junk connection is closed by bob within the deadline (plus
+	// slack for a loaded machine).
+	for i, c := range conns {
+		c.SetReadDeadline(opened.Add(deadline + 3*time.Second))
+		var b [1]byte
+		for {
+			_, err := c.Read(b[:])
+			if err == nil {
+				continue // a TLS alert
+			}
+			if isTimeout(err) {
+				t.Fatalf("junk connection %d still open after %v", i, time.Since(opened))
+			}
+			break
+		}
+	}
+}
+
+func TestKnownPeersFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "known_peers")
+	os.WriteFile(bad, []byte("# ok\nbob NOT-AN-ID\n"), 0o600)
+	if _, err := LoadKnownPeers(bad); err == nil || !strings.HasPrefix(err.Error(), bad+":2: bad ID") {
+		t.Errorf("got %v, want %s:2: bad ID", err, bad)
+	}
+	k, err := LoadKnownPeers(filepath.Join(dir, "missing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := k.Lookup("bob"); ok {
+		t.Error("empty record knows bob")
+	}
+}
