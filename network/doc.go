@@ -6,6 +6,26 @@
 // as typed events on Node.Events (a message received, delivered or failed; a
 // peer up or down; a connection refused), and the caller renders them.
 //
+// # Identity and trust
+//
+// Every instance has an Identity: an Ed25519 key and a self-signed
+// certificate whose common name is the instance's name, created in the data
+// directory on first run. Its ID is the SHA-256 of the certificate, written
+// as 52 base32 characters in four dash-joined groups. Every connection is
+// TLS 1.3 with certificates on both sides and no certificate authority:
+// instead, a name is bound to an ID, by the table's fourth column where it
+// is given, else by KnownPeers, which pins the first ID seen for a name
+// (trust on first use). A peer is accepted as a friend only if its
+// certificate names that friend and its ID matches the pin; the client
+// checks the server during the handshake, the server checks the client
+// during the handshake and again against the hello. A mismatch closes the
+// connection before any frame is read or written and is reported with an
+// IdentityError carrying both IDs.
+//
+// Inbound connections that have not finished the TLS handshake and the
+// hello are capped, per source host and in total; past a cap the oldest is
+// closed. The handshake and hello together have HandshakeTimeout.
+//
 // # Connections
 //
 // A Node listens on its own row of the Table and serves each inbound
@@ -20,7 +40,7 @@
 //
 // # Protocol
 //
-// Version 1 (ProtocolVersion). A connection carries frames:
+// Version 1 (ProtocolVersion). Inside TLS, a connection carries frames:
 //
 //	frame   = length:uint32 type:uint8 payload
 //
@@ -43,7 +63,8 @@
 //	                      <-------  ack(7)
 //	  ...
 //
-// A name is 1 to 32 bytes of letters, digits, '_', '-' and '.'. The client
+// A name is 1 to 32 bytes of letters, digits, '_', '-' and '.'. The hello's
+// name must be the one the client's certificate carries, and the client
 // checks that the welcome names the friend it meant to reach. id is chosen by
 // the sender and unique per connection direction; sent is the sender's clock
 // in Unix milliseconds; text is the message, 1 to MaxMessageRunes characters

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -28,6 +29,10 @@ func reason(err error) string {
 		return "timed out"
 	case errors.Is(err, net.ErrClosed):
 		return "connection closed"
+	}
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &rhe) {
+		return "it does not speak TLS (plaintext, or another protocol)"
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "remote error" && strings.Contains(oe.Err.Error(), "bad certificate") {

@@ -393,7 +393,7 @@ func TestHostileConnectionsAreCutOffWhileFriendsGetThrough(t *testing.T) {
 		wantErr  string // in the ConnRefused event
 		wantName string
 	}{
-		{"plaintext hello", nil, helloAlice, "TLS handshake failed", ""},
+		{"plaintext hello", nil, helloAlice, "TLS handshake failed: it does not speak TLS", ""},
 		{"http", nil, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "TLS handshake failed", ""},
 		{"random bytes", nil, []byte{0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5}, "TLS handshake failed", ""},
 		{"silent", nil, nil, "no TLS handshake within", ""},

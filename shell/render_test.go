@@ -78,8 +78,8 @@ func TestRenderReceivedAndRefused(t *testing.T) {
 	s.render(network.ConnRefused{Addr: "[::1]:4000", Err: errors.New("no hello within 10s")})
 	lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
 	want := []string{
-		`refused a connection from 127.0.0.9:4000 claiming to be "mal\x1b[31mlory": bad hello`,
-		`refused a connection from [::1]:4000: no hello within 10s`,
+		`WARNING: refused a connection from 127.0.0.9:4000 claiming to be "mal\x1b[31mlory": bad hello`,
+		`WARNING: refused a connection from [::1]:4000: no hello within 10s`,
 	}
 	if !reflect.DeepEqual(lines, want) {
 		t.Errorf("refusals rendered as\n%q\nwant\n%q", lines, want)

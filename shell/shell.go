@@ -274,7 +274,7 @@ func (s *Shell) renderRefused(ev network.ConnRefused) {
 		more = fmt.Sprintf(" (and %d more from %s since %s)", r.suppressed, host, r.last.Format("15:04:05"))
 	}
 	r.last, r.suppressed = now, 0
-	s.problem(Sanitize(fmt.Sprintf("refused a connection from %s%s: %v%s", ev.Addr, who, ev.Err, more)))
+	s.problem(Sanitize(fmt.Sprintf("WARNING: refused a connection from %s%s: %v%s", ev.Addr, who, ev.Err, more)))
 }
 
 func abbreviate(s string, n int) string {
