@@ -1,0 +1,390 @@
+// Package store is p2pchat's durable record of messages, in one bbolt
+// database in the data directory: the queue of messages to each friend
+// until the friend acknowledges them, and the history of what was sent and
+// received, which also tells which messages from a friend were already
+// received.
+//
+// It knows nothing of connections. Writes from every goroutine go through
+// one writer that commits whatever has accumulated in a single transaction
+// (group commit), so durability costs one disk sync per batch, not one per
+// message. A write is durable when its callback runs.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets. Each holds one sub-bucket per friend, keyed by sequence number
+// (uint64, big-endian, so keys sort in sending order).
+var (
+	bucketOut   = []byte("out")   // every message sent, with its delivery state
+	bucketQueue = []byte("queue") // messages sent and not yet acknowledged
+	bucketIn    = []byte("in")    // every message received
+)
+
+// maxBatch bounds the writes committed in one transaction.
+const maxBatch = 4096
+
+// ErrLocked means another process has the database open.
+var ErrLocked = errors.New("the database is in use by another p2pchat")
+
+// Record is one message in the history.
+type Record struct {
+	Friend    string
+	Outgoing  bool      // sent by us, rather than received
+	Seq       uint64    // the sender's sequence number for this pair
+	Text      string    //
+	Sent      time.Time // the sender's clock when it was written
+	At        time.Time // received: when we recorded it
+	Delivered time.Time // sent: when the friend acknowledged it; zero while queued
+}
+
+// Op is one change: AppendOut, MarkDelivered or AppendIn.
+type Op interface{ apply(tx *bolt.Tx) error }
+
+// AppendOut records a message to send, queued until delivered.
+type AppendOut struct {
+	Friend string
+	Seq    uint64
+	Text   string
+	Sent   time.Time
+}
+
+// MarkDelivered records the friend's acknowledgement of a message.
+type MarkDelivered struct {
+	Friend string
+	Seq    uint64
+	At     time.Time
+}
+
+// AppendIn records a message received.
+type AppendIn struct {
+	Friend string
+	Seq    uint64
+	Text   string
+	Sent   time.Time
+	At     time.Time
+}
+
+// DB is the open database.
+type DB struct {
+	path   string
+	bolt   *bolt.DB
+	writes chan write
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	commits atomic.Int64 // transactions committed by the writer
+}
+
+type write struct {
+	ops  []Op
+	done func(error)
+}
+
+// Open opens or creates the database at path. It fails with ErrLocked if
+// another process has it open, and with a descriptive error if the file is
+// not a usable database: it never starts afresh over a damaged file.
+func Open(path string) (*DB, error) {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s is corrupt or unreadable: %w", path, err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketOut, bucketQueue, bucketIn} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = b.View(checkSafely)
+	}
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("%s is corrupt or unreadable: %w", path, err)
+	}
+	os.Chmod(path, 0o600)
+	db := &DB{path: path, bolt: b, writes: make(chan write, 1024)}
+	db.wg.Add(1)
+	go db.run()
+	return db, nil
+}
+
+// checkSafely runs check, turning a panic of bbolt's on a damaged page into
+// an error.
+func checkSafely(tx *bolt.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged: %v", r)
+		}
+	}()
+	return check(tx)
+}
+
+// check decodes every record, so that a damaged database is refused at
+// start rather than found out later.
+func check(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketOut, bucketQueue, bucketIn} {
+		err := tx.Bucket(name).ForEachBucket(func(friend []byte) error {
+			return tx.Bucket(name).Bucket(friend).ForEach(func(k, v []byte) error {
+				if _, err := decode(k, v); err != nil {
+					return fmt.Errorf("%s/%s: %w", name, friend, err)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Path is the database file.
+func (db *DB) Path() string { return db.path }
+
+// Close waits for pending writes and closes the database.
+func (db *DB) Close() error {
+	var err error
+	db.once.Do(func() {
+		close(db.writes)
+		db.wg.Wait()
+		err = db.bolt.Close()
+	})
+	return err
+}
+
+// Submit commits ops in a coming transaction and then calls done, from the
+// writer's goroutine: done must not block. Submit itself blocks only when
+// the writer is far behind.
+func (db *DB) Submit(ops []Op, done func(error)) {
+	db.writes <- write{ops: ops, done: done}
+}
+
+// Apply commits ops and waits until they are durable.
+func (db *DB) Apply(ops ...Op) error {
+	ch := make(chan error, 1)
+	db.Submit(ops, func(err error) { ch <- err })
+	return <-ch
+}
+
+// run is the writer: one transaction, one sync, for everything waiting.
+func (db *DB) run() {
+	defer db.wg.Done()
+	for w := range db.writes {
+		batch := []write{w}
+		n := len(w.ops)
+	drain:
+		for n < maxBatch {
+			select {
+			case w, ok := <-db.writes:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, w)
+				n += len(w.ops)
+			default:
+				break drain
+			}
+		}
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			for _, w := range batch {
+				for _, op := range w.ops {
+					if err := op.apply(tx); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			err = fmt.Errorf("cannot write to %s: %w", db.path, err)
+		}
+		db.commits.Add(1)
+		for _, w := range batch {
+			if w.done != nil {
+				w.done(err)
+			}
+		}
+	}
+}
+
+func friendBucket(tx *bolt.Tx, top []byte, friend string) (*bolt.Bucket, error) {
+	return tx.Bucket(top).CreateBucketIfNotExists([]byte(friend))
+}
+
+func (op AppendOut) apply(tx *bolt.Tx) error {
+	r := Record{Friend: op.Friend, Outgoing: true, Seq: op.Seq, Text: op.Text, Sent: op.Sent}
+	for _, top := range [][]byte{bucketOut, bucketQueue} {
+		b, err := friendBucket(tx, top, op.Friend)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(key(op.Seq), encode(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (op MarkDelivered) apply(tx *bolt.Tx) error {
+	out, err := friendBucket(tx, bucketOut, op.Friend)
+	if err != nil {
+		return err
+	}
+	q, err := friendBucket(tx, bucketQueue, op.Friend)
+	if err != nil {
+		return err
+	}
+	k := key(op.Seq)
+	if err := q.Delete(k); err != nil {
+		return err
+	}
+	v := out.Get(k)
+	if v == nil {
+		return nil // never recorded: nothing to mark
+	}
+	r, err := decode(k, v)
+	if err != nil {
+		return err
+	}
+	if !r.Delivered.IsZero() {
+		return nil
+	}
+	r.Delivered = op.At
+	return out.Put(k, encode(r))
+}
+
+func (op AppendIn) apply(tx *bolt.Tx) error {
+	b, err := friendBucket(tx, bucketIn, op.Friend)
+	if err != nil {
+		return err
+	}
+	r := Record{Friend: op.Friend, Seq: op.Seq, Text: op.Text, Sent: op.Sent, At: op.At}
+	return b.Put(key(op.Seq), encode(r))
+}
+
+// Queue returns the messages to friend not yet acknowledged, oldest first.
+func (db *DB) Queue(friend string) ([]Record, error) {
+	var out []Record
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQueue).Bucket([]byte(friend))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			r, err := decode(k, v)
+			r.Friend, r.Outgoing = friend, true
+			out = append(out, r)
+			return err
+		})
+	})
+	return out, err
+}
+
+// LastSeq returns the highest sequence number sent to friend (out) and
+// received from friend (in); zero for none.
+func (db *DB) LastSeq(friend string) (out, in uint64, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		last := func(top []byte) uint64 {
+			b := tx.Bucket(top).Bucket([]byte(friend))
+			if b == nil {
+				return 0
+			}
+			k, _ := b.Cursor().Last()
+			if len(k) != 8 {
+				return 0
+			}
+			return binary.BigEndian.Uint64(k)
+		}
+		out, in = last(bucketOut), last(bucketIn)
+		return nil
+	})
+	return out, in, err
+}
+
+// History returns the last n messages exchanged with friend, both ways,
+// oldest first.
+func (db *DB) History(friend string, n int) ([]Record, error) {
+	var all []Record
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		for _, top := range [][]byte{bucketOut, bucketIn} {
+			b := tx.Bucket(top).Bucket([]byte(friend))
+			if b == nil {
+				continue
+			}
+			c := b.Cursor()
+			var got []Record
+			for k, v := c.Last(); k != nil && len(got) < n; k, v = c.Prev() {
+				r, err := decode(k, v)
+				if err != nil {
+					return err
+				}
+				r.Friend, r.Outgoing = friend, string(top) == string(bucketOut)
+				got = append(got, r)
+			}
+			all = append(all, got...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Order by when each message entered this database: sent ones by their
+	// time of writing, received ones by their time of arrival.
+	when := func(r Record) time.Time {
+		if r.Outgoing {
+			return r.Sent
+		}
+		return r.At
+	}
+	slices.SortStableFunc(all, func(a, b Record) int { return when(a).Compare(when(b)) })
+	if len(all) > n {
+		all = all[len(all)-n:]
+	}
+	return all, nil
+}
+
+func key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// Record value layout: sent, at, delivered (int64 Unix milliseconds, 0 for
+// none), then the text.
+func encode(r Record) []byte {
+	b := make([]byte, 0, 24+len(r.Text))
+	for _, t := range []time.Time{r.Sent, r.At, r.Delivered} {
+		var ms int64
+		if !t.IsZero() {
+			ms = t.UnixMilli()
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(ms))
+	}
+	return append(b, r.Text...)
+}
+
+func decode(k, v []byte) (Record, error) {
+	if len(k) != 8 || len(v) < 24 {
+		return Record{}, fmt.Errorf("malformed record (key %d bytes, value %d bytes)", len(k), len(v))
+	}
+	t := func(i int) time.Time {
+		ms := int64(binary.BigEndian.Uint64(v[8*i:]))
+		if ms == 0 {
+			return time.Time{}
+		}
+		return time.UnixMilli(ms)
+	}
+	return Record{Seq: binary.BigEndian.Uint64(k), Sent: t(0), At: t(1), Delivered: t(2), Text: string(v[24:])}, nil
+}

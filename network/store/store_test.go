@@ -1,0 +1,151 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTemp(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "p2pchat.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func TestQueueDeliveryAndHistorySurviveReopen(t *testing.T) {
+	db, path := openTemp(t)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	err := db.Apply(
+		AppendOut{Friend: "bob", Seq: 1, Text: "one", Sent: t0},
+		AppendOut{Friend: "bob", Seq: 2, Text: "two\x00/é", Sent: t0.Add(time.Second)},
+		AppendIn{Friend: "bob", Seq: 7, Text: "hi", Sent: t0, At: t0.Add(1500 * time.Millisecond)},
+		AppendOut{Friend: "carol", Seq: 1, Text: "c", Sent: t0},
+		MarkDelivered{Friend: "bob", Seq: 1, At: t0.Add(2 * time.Second)},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if db, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	q, err := db.Queue("bob")
+	if err != nil || len(q) != 1 || q[0].Seq != 2 || q[0].Text != "two\x00/é" {
+		t.Fatalf("bob's queue = %+v, %v; want only seq 2", q, err)
+	}
+	out, in, err := db.LastSeq("bob")
+	if err != nil || out != 2 || in != 7 {
+		t.Errorf("LastSeq(bob) = %d, %d, %v; want 2, 7", out, in, err)
+	}
+	if out, in, _ := db.LastSeq("nobody"); out != 0 || in != 0 {
+		t.Errorf("LastSeq(nobody) = %d, %d", out, in)
+	}
+	h, err := db.History("bob", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range h {
+		got = append(got, r.Text)
+	}
+	if strings.Join(got, "|") != "one|two\x00/é|hi" {
+		t.Errorf("history order: %q", got)
+	}
+	if !h[0].Outgoing || h[0].Delivered.IsZero() || !h[1].Delivered.IsZero() || h[2].Outgoing {
+		t.Errorf("history states: %+v", h)
+	}
+	if h, _ := db.History("bob", 2); len(h) != 2 || h[1].Text != "hi" {
+		t.Errorf("last 2: %+v", h)
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	db, _ := openTemp(t)
+	const n = 2000
+	var wg sync.WaitGroup
+	wg.Add(n)
+	var failed error
+	var mu sync.Mutex
+	for i := range n {
+		db.Submit([]Op{AppendOut{Friend: "bob", Seq: uint64(i + 1), Text: "x", Sent: time.Now()}}, func(err error) {
+			if err != nil {
+				mu.Lock()
+				failed = err
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if c := db.commits.Load(); c >= n/4 {
+		t.Errorf("%d writes took %d commits; want them batched", n, c)
+	}
+	if q, _ := db.Queue("bob"); len(q) != n {
+		t.Errorf("queue holds %d, want %d", len(q), n)
+	}
+}
+
+func TestSecondOpenIsRefused(t *testing.T) {
+	_, path := openTemp(t)
+	if _, err := Open(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+}
+
+func TestCorruptDatabaseIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		corrupt func(t *testing.T, path string)
+	}{
+		{"garbage file", func(t *testing.T, path string) {
+			os.WriteFile(path, []byte(strings.Repeat("not a database ", 1000)), 0o600)
+		}},
+		{"truncated", func(t *testing.T, path string) {
+			db, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Apply(AppendOut{Friend: "bob", Seq: 1, Text: "x"})
+			db.Close()
+			os.Truncate(path, 100)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p2pchat.db")
+			tc.corrupt(t, path)
+			db, err := Open(path)
+			if err == nil {
+				db.Close()
+				t.Fatal("opened a corrupt database")
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "corrupt or unreadable") {
+				t.Errorf("error %q does not name the file and the problem", err)
+			}
+		})
+	}
+}
+
+func TestFileIsOwnerOnly(t *testing.T) {
+	_, path := openTemp(t)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+}
