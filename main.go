@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"p2pchat/network"
+	"p2pchat/network/store"
 	"p2pchat/shell"
 )
 
@@ -48,6 +49,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("p2pchat", flag.ContinueOnError)
 	peersFile := fs.String("peers", "", "read the table of friends from `FILE` (default: built-in user_1..user_3 on 127.0.0.1:50000..50002)")
 	idle := fs.Duration("idle-timeout", network.DefaultIdleTimeout, "close a client connection after `D` without activity")
+	ackTimeout := fs.Duration("ack-timeout", network.AckTimeout, "take a connection for dead when a message waits `D` for its acknowledgement, and send again")
 	dataDir := fs.String("data-dir", "", "keep this user's own files in `DIR` (default $XDG_STATE_HOME/p2pchat/NAME, else ~/.local/state/p2pchat/NAME)")
 	noColor := fs.Bool("no-color", false, "plain output; NO_COLOR in the environment does the same")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -109,8 +111,8 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "p2pchat: %q is not in the table of friends; it has %v\n", name, table.Names())
 		return exitUsage
 	}
-	if *idle <= 0 {
-		fmt.Fprintln(os.Stderr, "p2pchat: --idle-timeout must be positive")
+	if *idle <= 0 || *ackTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "p2pchat: --idle-timeout and --ack-timeout must be positive")
 		return exitUsage
 	}
 
@@ -119,6 +121,18 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
 		return exitError
 	}
+	// The database first: its lock keeps a second instance off this
+	// directory before it touches anything else.
+	db, err := store.Open(filepath.Join(dir, "p2pchat.db"))
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		fmt.Fprintf(os.Stderr, "p2pchat: %s is in use by another p2pchat (is %s already running?)\n", dir, name)
+		return exitError
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "p2pchat: %v; refusing to start rather than lose queued messages (move the file aside to start afresh)\n", err)
+		return exitError
+	}
+	defer db.Close()
 	logFile, err := openLog(filepath.Join(dir, "p2pchat.log"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
@@ -144,7 +158,9 @@ func run(args []string) int {
 		Name:        name,
 		Table:       table,
 		IdleTimeout: *idle,
+		AckTimeout:  *ackTimeout,
 		Identity:    identity,
+		Store:       db,
 		KnownPeers:  known,
 		Logger:      logger,
 	})

@@ -9,6 +9,13 @@ import (
 	"strings"
 )
 
+// certRejected reports whether err is the other side's TLS alert refusing
+// our certificate.
+func certRejected(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error" && strings.Contains(oe.Err.Error(), "bad certificate")
+}
+
 // reason turns a network error into the short phrase a person needs:
 // "connection refused" rather than "dial tcp 127.0.0.1:50001: connect:
 // connection refused".
@@ -35,7 +42,7 @@ func reason(err error) string {
 		return "it does not speak TLS (plaintext, or another protocol)"
 	}
 	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "remote error" && strings.Contains(oe.Err.Error(), "bad certificate") {
+	if certRejected(err) {
 		return "it refused our certificate: we are not in its table, or it has another identity pinned for us"
 	}
 	if errors.As(err, &oe) && oe.Op == "remote error" {

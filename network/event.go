@@ -7,8 +7,8 @@ import (
 )
 
 // Event is something that happened on the network, for the shell to show.
-// It is one of MessageReceived, MessageDelivered, MessageFailed, PeerUp,
-// PeerDown, ConnRefused and IdentityPinned.
+// It is one of MessageReceived, MessageDelivered, MessageQueued,
+// MessageFailed, PeerUp, PeerDown, ConnRefused and IdentityPinned.
 type Event interface{ event() }
 
 // MessageReceived: a friend sent us a message.
@@ -21,11 +21,25 @@ type MessageReceived struct {
 
 // MessageDelivered: the friend acknowledged a message we sent.
 type MessageDelivered struct {
-	To string
-	ID uint64
+	To        string
+	ID        uint64
+	Text      string
+	Sent      time.Time // when the person sent it
+	WasQueued bool      // a MessageQueued was reported for it
 }
 
-// MessageFailed: a message we sent was not delivered; Err says why.
+// MessageQueued: a message waits because the friend cannot be reached now;
+// it goes out as soon as they can. Waiting counts the messages waiting for
+// that friend, this one included; Err says why the friend is unreachable.
+type MessageQueued struct {
+	To      string
+	ID      uint64
+	Text    string
+	Waiting int
+	Err     error
+}
+
+// MessageFailed: a message could not be recorded, so it was not sent.
 type MessageFailed struct {
 	To   string
 	ID   uint64
@@ -72,6 +86,7 @@ type ConnRefused struct {
 func (MessageReceived) event()  {}
 func (MessageDelivered) event() {}
 func (MessageFailed) event()    {}
+func (MessageQueued) event()    {}
 func (PeerUp) event()           {}
 func (PeerDown) event()         {}
 func (ConnRefused) event()      {}
@@ -86,7 +101,7 @@ var (
 	// ErrSelf means a message was addressed to this instance itself.
 	ErrSelf = errors.New("you cannot send a message to yourself")
 	// ErrNoAck means a friend did not acknowledge a message in time and the
-	// connection was given up as dead.
+	// connection was given up as dead (the message is sent again).
 	ErrNoAck = errors.New("no acknowledgement")
 )
 

@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"p2pchat/network/store"
 )
 
 // Timeouts. Each bounds a wait on the other side of a connection, so that a
@@ -54,6 +56,9 @@ type Config struct {
 	// KnownPeers records identities pinned on first use; nil keeps them in
 	// memory only.
 	KnownPeers *KnownPeers
+	// Store is the durable record of messages: the queue to each friend,
+	// and what was received from each. Required.
+	Store *store.DB
 	// Logger receives connection-level log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -68,6 +73,7 @@ type Node struct {
 	events chan Event
 	peers  map[string]*peer
 	known  *KnownPeers
+	store  *store.DB
 	tls    *tls.Config // server side
 	admit  *admission
 
@@ -90,6 +96,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Identity == nil {
 		return nil, errors.New("no identity")
 	}
+	if cfg.Store == nil {
+		return nil, errors.New("no store")
+	}
 	self, ok := cfg.Table.Lookup(cfg.Name)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q is not in the table", ErrUnknownFriend, cfg.Name)
@@ -107,19 +116,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", self.Addr())
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s as %s: %s", self.Addr(), self.Name, reason(err))
-	}
 	n := &Node{
 		cfg:     cfg,
 		self:    self,
-		ln:      ln,
 		log:     log,
 		events:  make(chan Event, eventBuffer),
 		peers:   make(map[string]*peer),
 		known:   cfg.KnownPeers,
+		store:   cfg.Store,
 		admit:   newAdmission(),
 		inbound: make(map[string]int),
 	}
@@ -127,13 +131,24 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.known, _ = LoadKnownPeers("")
 	}
 	n.tls = n.serverTLS()
-	n.ctx, n.cancel = context.WithCancel(ctx)
 	for _, f := range cfg.Table.Friends() {
 		if f.Name == self.Name {
 			continue
 		}
-		p := newPeer(n, f)
+		p, err := newPeer(n, f)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the queue for %s: %w", f.Name, err)
+		}
 		n.peers[f.Name] = p
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", self.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s as %s: %s", self.Addr(), self.Name, reason(err))
+	}
+	n.ln = ln
+	n.ctx, n.cancel = context.WithCancel(ctx)
+	for _, p := range n.peers {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -174,9 +189,12 @@ func (n *Node) Close() error {
 	return nil
 }
 
-// Send queues text for the friend named to and returns its id at once; the
-// outcome arrives later as a MessageDelivered or MessageFailed event. An
-// error means nothing was queued.
+// Send records text for the friend named to and returns its id (its
+// sequence number for this friend) at once. Once the record is durable the
+// message goes out; MessageQueued reports it waiting for a friend who
+// cannot be reached, MessageDelivered the friend's acknowledgement, and
+// MessageFailed a store that could not record it. An error means nothing
+// was recorded.
 func (n *Node) Send(to, text string) (uint64, error) {
 	if to == n.self.Name {
 		return 0, ErrSelf
@@ -191,7 +209,7 @@ func (n *Node) Send(to, text string) (uint64, error) {
 	if n.ctx.Err() != nil {
 		return 0, net.ErrClosed
 	}
-	return p.enqueue(text), nil
+	return p.send(text), nil
 }
 
 // PeerStatus is a snapshot of the connections with one friend.
@@ -200,7 +218,8 @@ type PeerStatus struct {
 	Connected bool          // a client connection to the friend is open
 	Idle      time.Duration // for how long it has been idle, if open
 	Inbound   int           // connections the friend has open to us
-	Pending   int           // messages sent and not yet acknowledged
+	Pending   int           // messages waiting: sent or queued, not yet acknowledged
+	Offline   bool          // the last attempt to reach the friend failed
 	ID        ID            // the identity pinned for the friend, if any
 	Pinned    PinSource     // where that pin comes from
 }
@@ -299,6 +318,7 @@ func (n *Node) serveConn(ctx context.Context, raw net.Conn) {
 	}
 	log = log.With("peer", name)
 	log.Info("inbound connection up")
+	n.peers[name].kick() // they are reachable: whatever waits for them goes now
 	n.mu.Lock()
 	n.inbound[name]++
 	n.mu.Unlock()
@@ -389,41 +409,107 @@ func (n *Node) handshake(ctx context.Context, conn *tls.Conn, br *bufio.Reader, 
 	return h.Name, id, nil
 }
 
-// receive reads messages from a friend until the connection ends, handing
-// each to the shell and acknowledging it. Acks are flushed when no more
-// input is buffered, so a burst costs one write.
+// maxReceiveBatch bounds the messages recorded in one go from one connection.
+const maxReceiveBatch = 256
+
+// receive reads messages from a friend until the connection ends. Messages
+// already in the input are taken together: the new ones (by sequence
+// number) are recorded durably, then handed to the shell, and then all of
+// them, duplicates included, are acknowledged in one write.
 func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *bufio.Reader, bw *bufio.Writer, buf []byte) error {
+	p := n.peers[from]
 	silence := 2 * n.cfg.IdleTimeout
+	batch := make([]message, 0, maxReceiveBatch)
 	for {
-		conn.SetReadDeadline(time.Now().Add(silence))
-		f, err := readFrame(br, buf)
-		if err != nil {
+		batch = batch[:0]
+		for len(batch) == 0 || br.Buffered() > 0 && len(batch) < maxReceiveBatch {
+			conn.SetReadDeadline(time.Now().Add(silence))
+			f, err := readFrame(br, buf)
+			if err != nil {
+				return err
+			}
+			m, ok := f.(message)
+			if !ok {
+				return fmt.Errorf("%w: expected a message, got frame type %d", ErrBadFrame, f.frameType())
+			}
+			batch = append(batch, m)
+		}
+		if err := p.receive(ctx, batch); err != nil {
 			return err
-		}
-		m, ok := f.(message)
-		if !ok {
-			return fmt.Errorf("%w: expected a message, got frame type %d", ErrBadFrame, f.frameType())
-		}
-		if !n.emit(ctx, MessageReceived{From: from, ID: m.ID, Sent: m.Sent, Text: m.Text}) {
-			return ctx.Err()
 		}
 		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := writeFrame(bw, ack{ID: m.ID}); err != nil {
-			return err
-		}
-		if br.Buffered() == 0 {
-			if err := bw.Flush(); err != nil {
+		for _, m := range batch {
+			if err := writeFrame(bw, ack{ID: m.ID}); err != nil {
 				return err
 			}
 		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
 	}
+}
+
+// receive records and hands on the messages of batch that are new, in
+// order. A message whose sequence number is not above the last one received
+// from this friend is a duplicate (a retry after a lost ack) and is only
+// acknowledged. Connections from the same friend take turns here.
+func (p *peer) receive(ctx context.Context, batch []message) error {
+	p.recvMu.Lock()
+	defer p.recvMu.Unlock()
+	last := p.lastIn
+	var fresh []message
+	var ops []store.Op
+	now := time.Now()
+	for _, m := range batch {
+		if m.ID <= last {
+			continue
+		}
+		if m.ID != last+1 {
+			p.log.Warn("gap in sequence numbers: messages may have been lost before this database", "after", last, "got", m.ID)
+		}
+		last = m.ID
+		fresh = append(fresh, m)
+		ops = append(ops, store.AppendIn{Friend: p.friend.Name, Seq: m.ID, Text: m.Text, Sent: m.Sent, At: now})
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := p.node.store.Apply(ops...); err != nil {
+		return err // not acknowledged: the friend sends it again
+	}
+	p.lastIn = last
+	for _, m := range fresh {
+		if !p.node.emit(ctx, MessageReceived{From: p.friend.Name, ID: m.ID, Sent: m.Sent, Text: m.Text}) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// History returns the last n messages exchanged with friend, both ways,
+// oldest first, from the store.
+func (n *Node) History(friend string, max int) ([]store.Record, error) {
+	if _, ok := n.peers[friend]; !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownFriend, friend)
+	}
+	return n.store.History(friend, max)
 }
 
 // handshakeError is a failed TLS handshake on an inbound connection.
 type handshakeError struct{ err error }
 
-func (e *handshakeError) Error() string { return "TLS handshake failed: " + reason(e.err) }
-func (e *handshakeError) Unwrap() error { return e.err }
+func (e *handshakeError) Error() string {
+	if certRejected(e.err) {
+		return "it gave up: " + reason(e.err)
+	}
+	return "TLS handshake failed: " + reason(e.err)
+}
+
+// CertRejected reports whether the other side ended the TLS handshake
+// because it does not accept our certificate: a problem with us in its
+// eyes, not an attack on us.
+func (e *handshakeError) CertRejected() bool { return certRejected(e.err) }
+func (e *handshakeError) Unwrap() error      { return e.err }
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -7,71 +7,138 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
+
+	"p2pchat/network/store"
 )
 
-// outgoing is a message on its way to a friend.
+// outgoing is a message on its way to a friend, recorded in the store.
 type outgoing struct {
-	id      uint64
-	text    string
-	created time.Time
-	written time.Time // when it was written to the current connection
+	seq      uint64
+	text     string
+	created  time.Time
+	reported bool // a MessageQueued event was emitted for it
 }
 
-// peer owns everything outbound to one friend: the send queue, the lazily
-// dialled client connection, its idle timer and the wait for acks. All of it
-// runs in one goroutine, run; the mutex guards only what Send and Peers read.
+// Backoff between attempts to reach a friend who cannot be reached: from
+// retryMin, doubling to retryMax, each wait randomised by ±retryJitter.
+const (
+	retryMin    = 250 * time.Millisecond
+	retryMax    = 30 * time.Second
+	retryJitter = 0.2
+	// sendNudge is the shortest time between two attempts made because the
+	// person sent a new message while the friend was offline.
+	sendNudge = time.Second
+)
+
+// peer owns everything outbound to one friend: the durable queue, the
+// lazily dialled client connection, its idle timer, acks, and retries. It
+// also serialises what is received from the friend (recvMu), so that
+// duplicates are recognised across connections. The goroutine run does the
+// work; the mutex guards what Send, Peers and the store's writer touch.
 type peer struct {
 	node   *Node
 	friend Friend
 	log    *slog.Logger
-	wake   chan struct{} // signalled when queue grows
+	wake   chan struct{} // something changed: look again
 
 	mu         sync.Mutex
-	queue      []outgoing // not yet written
-	nextID     uint64
-	pending    int // queued or written, not yet acknowledged or failed
+	queue      []outgoing // recorded, not yet acknowledged, by seq
+	failed     []failure  // messages the store could not record
+	nextSeq    uint64     // last sequence number assigned
 	connected  bool
 	lastActive time.Time
+	offline    bool // the last attempt to reach the friend failed
+	kicked     bool // the friend connected to us: try again at once
+
+	recvMu sync.Mutex
+	lastIn uint64 // highest sequence number received from the friend
 }
 
-func newPeer(n *Node, f Friend) *peer {
-	return &peer{
+type failure struct {
+	seq  uint64
+	text string
+	err  error
+}
+
+func newPeer(n *Node, f Friend) (*peer, error) {
+	p := &peer{
 		node:   n,
 		friend: f,
 		log:    n.log.With("peer", f.Name, "addr", f.Addr()),
 		wake:   make(chan struct{}, 1),
 	}
+	out, in, err := n.store.LastSeq(f.Name)
+	if err != nil {
+		return nil, err
+	}
+	p.nextSeq, p.lastIn = out, in
+	queued, err := n.store.Queue(f.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range queued {
+		// Waiting since an earlier run: the person was told then, and hears
+		// of the delivery when it comes.
+		p.queue = append(p.queue, outgoing{seq: r.Seq, text: r.Text, created: r.Sent, reported: true})
+	}
+	if len(p.queue) > 0 {
+		p.poke()
+	}
+	return p, nil
 }
 
-func (p *peer) enqueue(text string) uint64 {
-	p.mu.Lock()
-	p.nextID++
-	id := p.nextID
-	p.queue = append(p.queue, outgoing{id: id, text: text, created: time.Now()})
-	p.pending++
-	p.mu.Unlock()
+func (p *peer) poke() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
-	return id
 }
 
-func (p *peer) take() []outgoing {
+// send records text in the store and, once it is durable, queues it for
+// the friend. It returns the message's sequence number at once.
+func (p *peer) send(text string) uint64 {
+	now := time.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	q := p.queue
-	p.queue = nil
-	return q
+	p.nextSeq++
+	seq := p.nextSeq
+	p.mu.Unlock()
+	p.node.store.Submit([]store.Op{store.AppendOut{Friend: p.friend.Name, Seq: seq, Text: text, Sent: now}}, func(err error) {
+		p.mu.Lock()
+		if err != nil {
+			p.failed = append(p.failed, failure{seq: seq, text: text, err: err})
+		} else {
+			// Commits come in submission order, so this is nearly always
+			// an append; insert in order regardless.
+			i := len(p.queue)
+			for i > 0 && p.queue[i-1].seq > seq {
+				i--
+			}
+			p.queue = slices.Insert(p.queue, i, outgoing{seq: seq, text: text, created: now})
+		}
+		p.mu.Unlock()
+		p.poke()
+	})
+	return seq
+}
+
+// kick is called when the friend connects to us: they are reachable, so
+// whatever waits goes out now.
+func (p *peer) kick() {
+	p.mu.Lock()
+	p.kicked = true
+	p.mu.Unlock()
+	p.poke()
 }
 
 func (p *peer) status() PeerStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := PeerStatus{Friend: p.friend, Connected: p.connected, Pending: p.pending}
+	s := PeerStatus{Friend: p.friend, Connected: p.connected, Pending: len(p.queue), Offline: p.offline}
 	if p.connected {
 		s.Idle = time.Since(p.lastActive).Truncate(time.Second)
 	}
@@ -91,37 +158,36 @@ func (p *peer) touch() {
 	p.mu.Unlock()
 }
 
-func (p *peer) settle(n int) {
-	p.mu.Lock()
-	p.pending -= n
-	p.mu.Unlock()
+// sender is the state of run: the connection and what was written on it.
+type sender struct {
+	lastErr  error       // why the friend could not be reached, last time
+	c        *clientConn // nil when not connected
+	sent     int         // p.queue[:sent] is written on c, awaiting acks
+	backoff  time.Duration
+	retryAt  time.Time // no dial before this, unless nudged
+	lastDial time.Time
 }
 
-// run is the peer's only goroutine. It dials when there is something to
-// send and no connection, writes, matches acks, and closes the connection
-// when it has been idle for the idle timeout or an ack is overdue.
+// run is the peer's only goroutine. It dials when something waits and no
+// connection is open, writes everything that waits, matches acks, and
+// closes the connection when it has been idle for the idle timeout. A
+// connection that breaks, or leaves a message unacknowledged for the ack
+// timeout, is dropped and everything unacknowledged goes out again on the
+// next one; the receiver recognises what it already has.
 func (p *peer) run(ctx context.Context) {
-	idleTimeout := p.node.cfg.IdleTimeout
-	var (
-		c        *clientConn
-		inflight []outgoing // written, awaiting ack, oldest first
-	)
+	idleTimeout, ackTimeout := p.node.cfg.IdleTimeout, p.node.cfg.AckTimeout
+	var s sender
 	idle := time.NewTimer(idleTimeout)
 	idle.Stop()
-	ackTimeout := p.node.cfg.AckTimeout
 	ackDue := time.NewTimer(ackTimeout)
 	ackDue.Stop()
+	retry := time.NewTimer(retryMax)
+	retry.Stop()
+	var written []time.Time // when each of p.queue[:s.sent] was written
 
-	fail := func(msgs []outgoing, err error) {
-		for _, m := range msgs {
-			p.node.emit(ctx, MessageFailed{To: p.friend.Name, ID: m.id, Text: m.text, Err: err})
-		}
-		p.settle(len(msgs))
-	}
-	// drop closes the connection; err is why, for the log and the event.
 	drop := func(err error) {
-		c.close()
-		c = nil
+		s.c.close()
+		s.c, s.sent, written = nil, 0, nil
 		idle.Stop()
 		ackDue.Stop()
 		p.setConnected(false)
@@ -130,105 +196,185 @@ func (p *peer) run(ctx context.Context) {
 		} else {
 			p.log.Warn("client connection lost", "err", err)
 		}
-		if len(inflight) > 0 {
-			fail(inflight, &AckError{Name: p.friend.Name, Err: err})
-			inflight = nil
-		}
 		p.node.emit(ctx, PeerDown{Name: p.friend.Name, Addr: p.friend.Addr(), Err: err})
 	}
 	armAck := func() {
-		if len(inflight) == 0 {
+		if len(written) == 0 {
 			ackDue.Stop()
 			return
 		}
-		ackDue.Reset(time.Until(inflight[0].written.Add(ackTimeout)))
+		ackDue.Reset(time.Until(written[0].Add(ackTimeout)))
 	}
 
 	for {
 		var acks <-chan uint64
 		var done <-chan struct{}
-		if c != nil {
-			acks, done = c.acks, c.done
+		if s.c != nil {
+			acks, done = s.c.acks, s.c.done
 		}
 		select {
 		case <-ctx.Done():
-			if c != nil {
-				c.close()
+			if s.c != nil {
+				s.c.close()
 			}
 			return
 
 		case <-p.wake:
-			batch := p.take()
-			if len(batch) == 0 {
-				continue
-			}
-			if c == nil {
-				var err error
-				c, err = p.dial(ctx)
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					p.log.Warn("dial failed", "err", err)
-					fail(batch, &ReachError{Name: p.friend.Name, Addr: p.friend.Addr(), Err: err})
-					continue
-				}
-				p.setConnected(true)
-				p.log.Info("client connection up")
-				p.node.emit(ctx, PeerUp{Name: p.friend.Name, Addr: p.friend.Addr(), ID: c.id, TLSVersion: c.state.Version})
-			}
-			now := time.Now()
-			for i := range batch {
-				batch[i].written = now
-			}
-			wasEmpty := len(inflight) == 0
-			inflight = append(inflight, batch...)
-			if err := c.write(batch); err != nil {
-				drop(err)
-				continue
-			}
-			if wasEmpty {
-				armAck()
-			}
-			p.touch()
-			idle.Reset(idleTimeout)
+		case <-retry.C:
 
-		case id := <-acks:
-			i := 0
-			for i < len(inflight) && inflight[i].id != id {
-				i++
+		case seq := <-acks:
+			p.mu.Lock()
+			ok := s.sent > 0 && p.queue[0].seq == seq
+			var m outgoing
+			if ok {
+				m = p.queue[0]
+				p.queue = p.queue[1:]
+				p.offline = false
 			}
-			if i == len(inflight) {
-				drop(fmt.Errorf("%w: ack for message %d, which was not sent", ErrBadFrame, id))
+			p.mu.Unlock()
+			if !ok {
+				drop(fmt.Errorf("%w: ack for message %d, which is not the oldest unacknowledged", ErrBadFrame, seq))
 				continue
 			}
-			inflight = append(inflight[:i], inflight[i+1:]...)
-			p.settle(1)
+			s.sent--
+			written = written[1:]
+			s.backoff = 0
+			armAck()
 			p.touch()
 			idle.Reset(idleTimeout)
-			if i == 0 {
-				armAck()
-			}
-			p.node.emit(ctx, MessageDelivered{To: p.friend.Name, ID: id})
+			p.node.store.Submit([]store.Op{store.MarkDelivered{Friend: p.friend.Name, Seq: seq, At: time.Now()}}, nil)
+			p.node.emit(ctx, MessageDelivered{To: p.friend.Name, ID: seq, Text: m.text, Sent: m.created, WasQueued: m.reported})
 
 		case <-done:
-			drop(c.err)
+			drop(s.c.err)
 
 		case <-idle.C:
-			if len(inflight) > 0 {
+			if s.sent > 0 {
 				idle.Reset(idleTimeout) // waiting for acks is not idleness
 				continue
 			}
 			drop(ErrIdle)
 
 		case <-ackDue.C:
-			if len(inflight) > 0 && time.Since(inflight[0].written) >= ackTimeout {
-				drop(fmt.Errorf("%w within %v", ErrNoAck, ackTimeout))
+			if len(written) > 0 && time.Since(written[0]) >= ackTimeout {
+				drop(fmt.Errorf("%w within %v: connection taken for dead", ErrNoAck, ackTimeout))
 			} else {
 				armAck()
 			}
 		}
+		p.pump(ctx, &s, &written, retry, idle, armAck)
 	}
+}
+
+// pump reports what needs reporting and sends whatever waits, dialling if
+// it is time to.
+func (p *peer) pump(ctx context.Context, s *sender, written *[]time.Time, retry, idle *time.Timer, armAck func()) {
+	p.mu.Lock()
+	failed := p.failed
+	p.failed = nil
+	waiting := len(p.queue) - s.sent
+	kicked := p.kicked
+	p.kicked = false
+	p.mu.Unlock()
+	for _, f := range failed {
+		p.node.emit(ctx, MessageFailed{To: p.friend.Name, ID: f.seq, Text: f.text, Err: f.err})
+	}
+	if waiting == 0 {
+		return
+	}
+	if s.c == nil {
+		now := time.Now()
+		if kicked {
+			s.backoff, s.retryAt = 0, now
+		}
+		p.mu.Lock()
+		offline := p.offline
+		p.mu.Unlock()
+		if offline && now.Before(s.retryAt) {
+			// Waiting out the backoff; a message just sent is a reason to
+			// try now, at most once per sendNudge.
+			if now.Sub(s.lastDial) < sendNudge || !p.hasUnreported() {
+				p.reportQueued(ctx, s.lastErr)
+				return
+			}
+		}
+		s.lastDial = now
+		c, err := p.dial(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Warn("cannot reach friend", "err", err)
+			p.mu.Lock()
+			p.offline = true
+			p.mu.Unlock()
+			s.backoff = nextBackoff(s.backoff)
+			s.retryAt = now.Add(s.backoff)
+			retry.Reset(s.backoff)
+			s.lastErr = &ReachError{Name: p.friend.Name, Addr: p.friend.Addr(), Err: err}
+			p.reportQueued(ctx, s.lastErr)
+			return
+		}
+		s.c = c
+		p.setConnected(true)
+		p.log.Info("client connection up")
+		p.node.emit(ctx, PeerUp{Name: p.friend.Name, Addr: p.friend.Addr(), ID: c.id, TLSVersion: c.state.Version})
+	}
+	p.mu.Lock()
+	batch := slices.Clone(p.queue[s.sent:])
+	p.mu.Unlock()
+	now := time.Now()
+	wasIdle := len(*written) == 0
+	if err := s.c.write(batch); err != nil {
+		p.log.Warn("write failed", "err", err)
+		s.c.close()
+		// The reader sees the closed connection and run drops it.
+		return
+	}
+	s.sent += len(batch)
+	for range batch {
+		*written = append(*written, now)
+	}
+	if wasIdle {
+		armAck()
+	}
+	p.touch()
+	idle.Reset(p.node.cfg.IdleTimeout)
+}
+
+func (p *peer) hasUnreported() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.queue {
+		if !m.reported {
+			return true
+		}
+	}
+	return false
+}
+
+// reportQueued emits MessageQueued for each waiting message not yet
+// reported, so the person hears once per message that it waits.
+func (p *peer) reportQueued(ctx context.Context, err error) {
+	p.mu.Lock()
+	var news []outgoing
+	for i := range p.queue {
+		if !p.queue[i].reported {
+			p.queue[i].reported = true
+			news = append(news, p.queue[i])
+		}
+	}
+	n := len(p.queue)
+	p.mu.Unlock()
+	for _, m := range news {
+		p.node.emit(ctx, MessageQueued{To: p.friend.Name, ID: m.seq, Text: m.text, Waiting: n, Err: err})
+	}
+}
+
+func nextBackoff(d time.Duration) time.Duration {
+	d = min(max(2*d, retryMin), retryMax)
+	jitter := 1 + retryJitter*(2*rand.Float64()-1)
+	return time.Duration(float64(d) * jitter)
 }
 
 // dial connects to the friend and runs the client side of the handshake:
@@ -319,7 +465,7 @@ type clientConn struct {
 func (c *clientConn) write(batch []outgoing) error {
 	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	for _, m := range batch {
-		if err := writeFrame(c.bw, message{ID: m.id, Sent: m.created, Text: m.text}); err != nil {
+		if err := writeFrame(c.bw, message{ID: m.seq, Sent: m.created, Text: m.text}); err != nil {
 			return err
 		}
 	}
@@ -367,16 +513,3 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string { return "refused: " + e.Reason }
-
-// AckError means a message was written to a connection that ended, or went
-// silent, before the friend acknowledged it: it may or may not have arrived.
-type AckError struct {
-	Name string
-	Err  error
-}
-
-func (e *AckError) Error() string {
-	return fmt.Sprintf("%s did not acknowledge the message: %s", e.Name, reason(e.Err))
-}
-
-func (e *AckError) Unwrap() error { return e.Err }

@@ -104,6 +104,7 @@ func (n *Node) Forget(name string) error {
 		return fmt.Errorf("no identity is pinned for %s yet", name)
 	}
 	n.log.Warn("identity forgotten", "peer", name)
+	n.peers[name].kick() // whatever waits for them may go now
 	return nil
 }
 

@@ -83,9 +83,9 @@ func TestImpostorRefusedBothWays(t *testing.T) {
 	impostorID := newIdentity(t, "bob")
 	impostor := startNode(t, tab, "bob", withIdentity(impostorID))
 
-	// Outbound: alice reaches the impostor on bob's port.
-	send(t, alice, "bob", "secret for bob")
-	f := waitFor[MessageFailed](t, alice, nil)
+	// Outbound: alice reaches the impostor on bob's port; the message waits.
+	secret := send(t, alice, "bob", "secret for bob")
+	f := waitFor[MessageQueued](t, alice, nil)
 	var idErr *IdentityError
 	if !errors.As(f.Err, &idErr) || idErr.Presented != impostorID.ID || idErr.Expected != bobID.ID || idErr.Source != PinnedOnFirstUse {
 		t.Fatalf("alice's send to the impostor failed with %v, want an IdentityError naming both IDs", f.Err)
@@ -96,7 +96,7 @@ func TestImpostorRefusedBothWays(t *testing.T) {
 	if !errors.As(r.Err, &idErr) || idErr.Name != "bob" || idErr.Presented != impostorID.ID {
 		t.Fatalf("alice refused the impostor with %v, want an IdentityError", r.Err)
 	}
-	if f := waitFor[MessageFailed](t, impostor, nil); !strings.Contains(f.Err.Error(), "refused our certificate") {
+	if f := waitFor[MessageQueued](t, impostor, nil); !strings.Contains(f.Err.Error(), "refused our certificate") {
 		t.Errorf("impostor's send failed with %v", f.Err)
 	}
 	// Nothing of the impostor reached alice, nothing of alice reached it.
@@ -104,10 +104,17 @@ func TestImpostorRefusedBothWays(t *testing.T) {
 	assertNo[MessageReceived](t, impostor)
 	impostor.Close()
 
-	// The real bob, back on his port, is accepted both ways.
+	// The real bob, back on his port, is accepted both ways, and gets what
+	// waited for him first.
 	bob = startNode(t, tab, "bob", withIdentity(bobID))
 	id := send(t, alice, "bob", "welcome back")
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == secret })
 	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+	for _, want := range []string{"secret for bob", "welcome back"} {
+		if m := waitFor[MessageReceived](t, bob, nil); m.Text != want {
+			t.Errorf("bob got %q, want %q", m.Text, want)
+		}
+	}
 	send(t, bob, "alice", "thanks")
 	if m := waitFor[MessageReceived](t, alice, nil); m.From != "bob" || m.Text != "thanks" {
 		t.Errorf("alice got %+v", m)
@@ -164,7 +171,7 @@ func TestIDInTheTable(t *testing.T) {
 		alice := startNode(t, tab, "alice", withIdentity(aliceID))
 		startNode(t, tab, "bob", withIdentity(bobID))
 		send(t, alice, "bob", "who are you")
-		f := waitFor[MessageFailed](t, alice, nil)
+		f := waitFor[MessageQueued](t, alice, nil)
 		var idErr *IdentityError
 		if !errors.As(f.Err, &idErr) || idErr.Source != PinnedByTable || idErr.Expected != otherID.ID || idErr.Presented != bobID.ID {
 			t.Errorf("got %v, want an IdentityError from the table pin", f.Err)
@@ -180,7 +187,7 @@ func TestIDInTheTable(t *testing.T) {
 		if !errors.As(r.Err, &idErr) || idErr.Source != PinnedByTable {
 			t.Errorf("got %v, want an IdentityError from the table pin", r.Err)
 		}
-		waitFor[MessageFailed](t, bob, nil)
+		waitFor[MessageQueued](t, bob, nil)
 		if err := alice.Forget("bob"); err == nil || !strings.Contains(err.Error(), "pinned by the table") {
 			t.Errorf("Forget of a table pin: %v", err)
 		}
@@ -217,7 +224,7 @@ func TestTrustOnFirstUseAndForget(t *testing.T) {
 	alice = startNode(t, tab, "alice", withIdentity(aliceID), withKnownPeers(t, known))
 	newBob := startNode(t, tab, "bob") // a new identity under bob's name
 	send(t, alice, "bob", "are you bob?")
-	f := waitFor[MessageFailed](t, alice, nil)
+	f := waitFor[MessageQueued](t, alice, nil)
 	var idErr *IdentityError
 	if !errors.As(f.Err, &idErr) || idErr.Source != PinnedOnFirstUse {
 		t.Fatalf("changed identity: %v, want refused as pinned on first use", f.Err)
@@ -232,8 +239,10 @@ func TestTrustOnFirstUseAndForget(t *testing.T) {
 	}
 	id := send(t, alice, "bob", "hello, new bob")
 	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
-	if m := waitFor[MessageReceived](t, newBob, nil); m.Text != "hello, new bob" {
-		t.Errorf("new bob got %q", m.Text)
+	for _, want := range []string{"are you bob?", "hello, new bob"} {
+		if m := waitFor[MessageReceived](t, newBob, nil); m.Text != want {
+			t.Errorf("new bob got %q, want %q", m.Text, want)
+		}
 	}
 	if st := alice.Peers()[0]; st.ID != newBob.ID() || st.Pinned != PinnedOnFirstUse {
 		t.Errorf("after forget: %+v", st)

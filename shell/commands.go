@@ -2,6 +2,8 @@ package shell
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 
 	"p2pchat/network"
 	"strings"
@@ -22,6 +24,7 @@ func init() {
 	commands = []command{
 		{"help", "", "show this help", (*Shell).help},
 		{"peers", "", "list your friends, their identities and the connections with them", (*Shell).peers},
+		{"history", "FRIEND [N]", "show the last N (default 20) messages with FRIEND, both ways", (*Shell).history},
 		{"whoami", "", "show your name and identity, for friends to pin", (*Shell).whoami},
 		{"forget", "NAME", "forget the identity pinned on first use for NAME, to accept a new one", (*Shell).forget},
 		{"quit", "", "leave p2pchat (Ctrl-D does the same)", func(*Shell, []string) bool { return true }},
@@ -33,7 +36,54 @@ func (s *Shell) help([]string) bool {
 	fmt.Fprintf(&b, "Write friend/message to send a message, for example %s/hello.\n", example(s.cfg.Friends))
 	fmt.Fprintf(&b, "Tab completes a friend's name; Up and Down go through what you typed before.\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  /%-8s %s\n", c.name+" "+c.args, c.help)
+		fmt.Fprintf(&b, "  /%-18s %s\n", c.name+" "+c.args, c.help)
+	}
+	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))
+	return false
+}
+
+// defaultHistory is how many messages /history shows without N.
+const defaultHistory = 20
+
+func (s *Shell) history(args []string) bool {
+	n := defaultHistory
+	switch {
+	case len(args) == 2:
+		v, err := strconv.Atoi(args[1])
+		if err != nil || v < 1 {
+			s.problem(fmt.Sprintf("bad count %q: /history FRIEND [N], N a positive number", Sanitize(args[1])))
+			return false
+		}
+		n = v
+	case len(args) != 1:
+		s.problem("usage: /history FRIEND [N]")
+		return false
+	}
+	friend := args[0]
+	if !slices.Contains(s.cfg.Friends, friend) {
+		s.problem(fmt.Sprintf("unknown friend %q: your friends are %s", Sanitize(friend), strings.Join(s.cfg.Friends, ", ")))
+		return false
+	}
+	recs, err := s.cfg.Net.History(friend, n)
+	if err != nil {
+		s.problem(fmt.Sprintf("cannot read the history with %s: %v", friend, err))
+		return false
+	}
+	if len(recs) == 0 {
+		s.ui.notice(fmt.Sprintf("No messages with %s yet.", friend))
+		return false
+	}
+	var b strings.Builder
+	for _, r := range recs {
+		if r.Outgoing {
+			state := "delivered " + when(r.Delivered)
+			if r.Delivered.IsZero() {
+				state = "waiting"
+			}
+			fmt.Fprintf(&b, "%s  you → %s: %s  [%s]\n", when(r.Sent), s.paint.Name(friend), Sanitize(r.Text), state)
+		} else {
+			fmt.Fprintf(&b, "%s  %s → you: %s\n", when(r.At), s.paint.Name(friend), Sanitize(r.Text))
+		}
 	}
 	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))
 	return false
@@ -60,12 +110,15 @@ func (s *Shell) forget(args []string) bool {
 func (s *Shell) peers([]string) bool {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FRIEND\tADDRESS\tOUR CONNECTION\tTHEIRS\tUNACKNOWLEDGED")
+	fmt.Fprintln(tw, "FRIEND\tADDRESS\tOUR CONNECTION\tTHEIRS\tWAITING")
 	peers := s.cfg.Net.Peers()
 	for _, p := range peers {
 		ours := "none"
-		if p.Connected {
+		switch {
+		case p.Connected:
 			ours = "open, idle " + p.Idle.Truncate(time.Second).String()
+		case p.Offline:
+			ours = "unreachable, retrying"
 		}
 		theirs := "none"
 		if p.Inbound > 0 {

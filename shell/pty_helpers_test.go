@@ -24,6 +24,7 @@ import (
 	"github.com/hinshun/vt10x"
 
 	"p2pchat/network"
+	"p2pchat/network/store"
 )
 
 // These tests run the real p2pchat binary on a pseudo-terminal and look at
@@ -214,7 +215,12 @@ func startFriend(t *testing.T, w world, name string) friend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := network.Start(context.Background(), network.Config{Name: name, Table: w.table, Identity: id})
+	db, err := store.Open(filepath.Join(t.TempDir(), "p2pchat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	n, err := network.Start(context.Background(), network.Config{Name: name, Table: w.table, Identity: id, Store: db})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"p2pchat/network"
+	"p2pchat/network/store"
 )
 
 // Network is what the shell needs of the network: a *network.Node.
@@ -18,6 +19,7 @@ type Network interface {
 	Events() <-chan network.Event
 	ID() network.ID
 	Forget(name string) error
+	History(friend string, n int) ([]store.Record, error)
 }
 
 // Config configures a Shell.
@@ -101,6 +103,11 @@ func (s *Shell) Run(ctx context.Context) error {
 	if s.cfg.Greeting != "" {
 		s.ui.notice(s.paint.Faint(s.cfg.Greeting))
 	}
+	for _, p := range s.cfg.Net.Peers() {
+		if p.Pending > 0 {
+			s.ui.notice(s.paint.Faint(fmt.Sprintf("%d message(s) to %s wait from before; they go out as soon as %s can be reached.", p.Pending, p.Name, p.Name)))
+		}
+	}
 	s.ui.next()
 	for {
 		select {
@@ -169,31 +176,39 @@ func (s *Shell) render(ev network.Event) {
 	switch ev := ev.(type) {
 	case network.MessageReceived:
 		s.ui.message(fmt.Sprintf("Message from %s: %s", s.paint.Name(ev.From), Sanitize(ev.Text)))
-	case network.MessageFailed:
+	case network.MessageQueued:
 		var idErr *network.IdentityError
 		if errors.As(ev.Err, &idErr) {
-			s.identityWarning(ev.To+"'s address "+friendAddr(ev.Err), idErr, "message not sent")
+			s.identityWarning(ev.To+"'s address "+friendAddr(ev.Err), idErr, fmt.Sprintf("message queued, %d waiting", ev.Waiting))
 			return
 		}
-		var what string
-		var ackErr *network.AckError
-		if errors.As(ev.Err, &ackErr) {
-			what = "it may not have arrived"
-		} else {
-			what = "message not sent"
+		line := fmt.Sprintf("%s is offline: queued, %d waiting", ev.To, ev.Waiting)
+		if ev.Err != nil {
+			line += " (" + Sanitize(ev.Err.Error()) + ")"
 		}
-		s.problem(fmt.Sprintf("%s (%s: %q)", Sanitize(ev.Err.Error()), what, Sanitize(abbreviate(ev.Text, 40))))
+		s.ui.notice(s.paint.Faint(line))
+	case network.MessageDelivered:
+		if ev.WasQueued {
+			s.ui.notice(s.paint.Faint(fmt.Sprintf("Delivered to %s: %q (written %s)", ev.To, Sanitize(abbreviate(ev.Text, 40)), when(ev.Sent))))
+		}
+	case network.MessageFailed:
+		s.problem(fmt.Sprintf("not sent to %s: %s (%q)", ev.To, Sanitize(ev.Err.Error()), Sanitize(abbreviate(ev.Text, 40))))
 	case network.ConnRefused:
 		var idErr *network.IdentityError
 		if errors.As(ev.Err, &idErr) {
 			s.identityWarning("a connection from "+ev.Addr, idErr, "connection closed")
 			return
 		}
+		var rejected interface{ CertRejected() bool }
+		if errors.As(ev.Err, &rejected) && rejected.CertRejected() {
+			s.problem(Sanitize(fmt.Sprintf("A connection from %s ended: %v", ev.Addr, ev.Err)))
+			return
+		}
 		s.renderRefused(ev)
 	case network.IdentityPinned:
 		s.ui.notice(s.paint.Faint(fmt.Sprintf("First contact with %s: pinned identity %s. Check it against what %s's /whoami shows.", ev.Name, ev.ID, ev.Name)))
-	case network.MessageDelivered, network.PeerUp, network.PeerDown:
-		// Quiet on success: /peers shows connection state.
+	case network.PeerUp, network.PeerDown:
+		// Quiet: /peers shows connection state.
 	}
 }
 
@@ -275,6 +290,14 @@ func (s *Shell) renderRefused(ev network.ConnRefused) {
 	}
 	r.last, r.suppressed = now, 0
 	s.problem(Sanitize(fmt.Sprintf("WARNING: refused a connection from %s%s: %v%s", ev.Addr, who, ev.Err, more)))
+}
+
+// when formats a past time briefly: the clock time today, else the date too.
+func when(t time.Time) string {
+	if y, m, d := t.Date(); y == time.Now().Year() && m == time.Now().Month() && d == time.Now().Day() {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02 15:04")
 }
 
 func abbreviate(s string, n int) string {
