@@ -1005,3 +1005,84 @@ func TestWhoami(t *testing.T) {
 		t.Errorf("stdout not empty:\n%s", quoteLines(got))
 	}
 }
+
+// TestQueueAcrossRestarts: messages to a friend who is not running wait,
+// say so, survive the sender's clean stop and its SIGKILL, and arrive in
+// order, once, when the friend comes; /history shows their state.
+func TestQueueAcrossRestarts(t *testing.T) {
+	c := newChat(t, "user_1", "user_2")
+	u1 := c.startAs(t, "user_1")
+	u1.send(t, "user_2/one")
+	u1.stderr.waitLine(t, "user_2 is offline: queued, 1 waiting")
+	u1.send(t, "user_2/two")
+	u1.stderr.waitLine(t, "user_2 is offline: queued, 2 waiting")
+	if code := u1.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+
+	u1 = c.startAs(t, "user_1")
+	u1.stderr.waitLine(t, "2 message(s) to user_2 wait from before")
+	u1.send(t, "user_2/three")
+	u1.stderr.waitLine(t, "user_2 is offline: queued, 3 waiting")
+	// The "queued" line comes after the commit: a SIGKILL now loses nothing.
+	u1.cmd.Process.Kill()
+	u1.wait(t)
+
+	u1 = c.startAs(t, "user_1")
+	u1.stderr.waitLine(t, "3 message(s) to user_2 wait from before")
+	u2 := c.startAs(t, "user_2")
+	u2.stdout.waitCount(t, "the three messages", 3, isMessage)
+	u1.stderr.waitCount(t, "three deliveries", 3, func(l string) bool { return strings.HasPrefix(l, "Delivered to user_2: ") })
+	want := []string{messageFrom("user_1", "one"), messageFrom("user_1", "two"), messageFrom("user_1", "three")}
+	if got := u2.stdout.snapshot(); !slices.Equal(got, want) {
+		t.Errorf("user_2's stdout:\n%s\nwant:\n%s", quoteLines(got), quoteLines(want))
+	}
+
+	u2.send(t, "user_1/got them")
+	u1.stdout.waitLine(t, messageFrom("user_2", "got them"))
+	u1.send(t, "/history user_2")
+	last := u1.stderr.waitLine(t, "user_2 → you: got them")
+	hist := u1.stderr.snapshot()
+	i := slices.Index(hist, last)
+	if i < 3 {
+		t.Fatalf("history too short:\n%s", quoteLines(hist))
+	}
+	for j, text := range []string{"one", "two", "three"} {
+		if l := hist[i-3+j]; !strings.Contains(l, "you → user_2: "+text) || !strings.Contains(l, "[delivered ") {
+			t.Errorf("history line %q, want %q delivered", l, text)
+		}
+	}
+}
+
+// TestDataDirGuards: a second instance on a data directory in use, and a
+// damaged database, are refused with one clear line and status 1, and the
+// damaged file is left as it was.
+func TestDataDirGuards(t *testing.T) {
+	c := newChat(t, "user_1", "user_2")
+	c.startAs(t, "user_1")
+	second := start(t, "second", []string{"--peers", c.peersFile, "--data-dir", c.dirs["user_1"], "user_2"})
+	if code := second.wait(t); code != 1 {
+		t.Errorf("second instance on the same data dir: status %d, want 1", code)
+	}
+	if errs := second.stderr.snapshot(); len(errs) != 1 || !strings.Contains(errs[0], "is in use by another p2pchat") {
+		t.Errorf("second instance said:\n%s", quoteLines(errs))
+	}
+
+	dir := c.dirs["user_2"]
+	db := filepath.Join(dir, "p2pchat.db")
+	garbage := []byte(strings.Repeat("this is not a database\n", 500))
+	if err := os.WriteFile(db, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "corrupt", []string{"--peers", c.peersFile, "--data-dir", dir, "user_2"})
+	if code := p.wait(t); code != 1 {
+		t.Errorf("damaged database: status %d, want 1", code)
+	}
+	errs := p.stderr.snapshot()
+	if len(errs) != 1 || !strings.Contains(errs[0], db) || !strings.Contains(errs[0], "corrupt or unreadable") || !strings.Contains(errs[0], "refusing to start") {
+		t.Errorf("damaged database, stderr:\n%s", quoteLines(errs))
+	}
+	if got, _ := os.ReadFile(db); string(got) != string(garbage) {
+		t.Error("the damaged database was modified")
+	}
+}
