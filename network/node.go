@@ -486,6 +486,16 @@ func (p *peer) receive(ctx context.Context, batch []message) error {
 	return nil
 }
 
+// MarkShown records that the message id from friend, and those before it,
+// have been shown to the person. The shell calls it right after showing a
+// MessageReceived; a message received but never marked shown (the process
+// died in between) is reported again at the next start.
+func (n *Node) MarkShown(from string, id uint64) {
+	if err := n.store.MarkShown(from, id); err != nil {
+		n.log.Error("cannot record a message as shown", "peer", from, "err", err)
+	}
+}
+
 // History returns the last n messages exchanged with friend, both ways,
 // oldest first, from the store.
 func (n *Node) History(friend string, max int) ([]store.Record, error) {

@@ -130,6 +130,9 @@ func waitFor[E Event](t *testing.T, n *Node, ok func(E) bool) E {
 				var zero E
 				t.Fatalf("%s: events closed while waiting for %T", n.Name(), zero)
 			}
+			if m, is := ev.(MessageReceived); is {
+				n.MarkShown(m.From, m.ID) // as the shell does once it has shown it
+			}
 			if e, is := ev.(E); is && (ok == nil || ok(e)) {
 				return e
 			}

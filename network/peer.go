@@ -126,6 +126,24 @@ func (p *peer) send(text string) uint64 {
 	return seq
 }
 
+// replay hands on again what was received from the friend and recorded,
+// but never marked shown: the last run ended between the two. It holds
+// recvMu, so nothing newer from the friend overtakes it.
+func (p *peer) replay(ctx context.Context) {
+	p.recvMu.Lock()
+	defer p.recvMu.Unlock()
+	recs, err := p.node.store.Unshown(p.friend.Name)
+	if err != nil {
+		p.log.Error("cannot read messages not yet shown", "err", err)
+		return
+	}
+	for _, r := range recs {
+		if !p.node.emit(ctx, MessageReceived{From: p.friend.Name, ID: r.Seq, Sent: r.Sent, Text: r.Text}) {
+			return
+		}
+	}
+}
+
 // kick is called when the friend connects to us: they are reachable, so
 // whatever waits goes out now.
 func (p *peer) kick() {
@@ -175,6 +193,7 @@ type sender struct {
 // timeout, is dropped and everything unacknowledged goes out again on the
 // next one; the receiver recognises what it already has.
 func (p *peer) run(ctx context.Context) {
+	p.replay(ctx)
 	idleTimeout, ackTimeout := p.node.cfg.IdleTimeout, p.node.cfg.AckTimeout
 	var s sender
 	idle := time.NewTimer(idleTimeout)
@@ -194,7 +213,12 @@ func (p *peer) run(ctx context.Context) {
 		if errors.Is(err, ErrIdle) {
 			p.log.Info("client connection closed", "reason", "idle")
 		} else {
-			p.log.Warn("client connection lost", "err", err)
+			// Not at once again: a friend that keeps accepting and
+			// dropping us must not have us spin. A delivery resets this.
+			s.backoff = nextBackoff(s.backoff)
+			s.retryAt = time.Now().Add(s.backoff)
+			retry.Reset(s.backoff)
+			p.log.Warn("client connection lost", "err", err, "retry_in", s.backoff)
 		}
 		p.node.emit(ctx, PeerDown{Name: p.friend.Name, Addr: p.friend.Addr(), Err: err})
 	}
@@ -290,9 +314,13 @@ func (p *peer) pump(ctx context.Context, s *sender, written *[]time.Time, retry,
 		p.mu.Lock()
 		offline := p.offline
 		p.mu.Unlock()
-		if offline && now.Before(s.retryAt) {
-			// Waiting out the backoff; a message just sent is a reason to
-			// try now, at most once per sendNudge.
+		if now.Before(s.retryAt) {
+			// Waiting out the backoff (the retry timer ends it). For a
+			// friend who could not be reached, a message just sent is a
+			// reason to try now, at most once per sendNudge.
+			if !offline {
+				return
+			}
 			if now.Sub(s.lastDial) < sendNudge || !p.hasUnreported() {
 				p.reportQueued(ctx, s.lastErr)
 				return

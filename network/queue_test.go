@@ -239,3 +239,40 @@ func TestLostAckIsResentAndShownOnce(t *testing.T) {
 		t.Errorf("bob recorded %d messages, want 3: %+v", len(h), h)
 	}
 }
+
+// A message recorded but never marked shown (the process died between the
+// two) is handed on again at the next start, and only then.
+func TestUnshownMessageIsShownAfterRestart(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	bobID, bobDB := newIdentity(t, "bob"), openStore(t)
+	alice := startNode(t, tab, "alice")
+	bob := startNode(t, tab, "bob", withIdentity(bobID), withStore(bobDB))
+	id := send(t, alice, "bob", "shown before the crash?")
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+	// Read bob's events as a shell that dies before showing would: no
+	// MarkShown.
+	timeout := time.After(waitTimeout)
+	for received := false; !received; {
+		select {
+		case ev := <-bob.Events():
+			_, received = ev.(MessageReceived)
+		case <-timeout:
+			t.Fatal("bob received nothing")
+		}
+	}
+	bob.Close()
+
+	bob = startNode(t, tab, "bob", withIdentity(bobID), withStore(bobDB))
+	m := waitFor[MessageReceived](t, bob, nil) // marks it shown
+	if m.Text != "shown before the crash?" || m.ID != id {
+		t.Fatalf("after restart bob handed on %+v", m)
+	}
+	bob.Close()
+
+	bob = startNode(t, tab, "bob", withIdentity(bobID), withStore(bobDB))
+	id = send(t, alice, "bob", "next")
+	if m := waitFor[MessageReceived](t, bob, nil); m.Text != "next" {
+		t.Errorf("a message shown and marked came again: %q", m.Text)
+	}
+}

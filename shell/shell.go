@@ -20,6 +20,7 @@ type Network interface {
 	ID() network.ID
 	Forget(name string) error
 	History(friend string, n int) ([]store.Record, error)
+	MarkShown(from string, id uint64)
 }
 
 // Config configures a Shell.
@@ -141,6 +142,10 @@ func (s *Shell) Run(ctx context.Context) error {
 				return nil
 			}
 			s.render(ev)
+			if m, ok := ev.(network.MessageReceived); ok {
+				// At once: this gap is where a crash could show it twice.
+				s.cfg.Net.MarkShown(m.From, m.ID)
+			}
 		}
 	}
 }

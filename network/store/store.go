@@ -80,6 +80,7 @@ type AppendIn struct {
 type DB struct {
 	path   string
 	bolt   *bolt.DB
+	shown  *shownLog
 	writes chan write
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -120,6 +121,11 @@ func Open(path string) (*DB, error) {
 	}
 	os.Chmod(path, 0o600)
 	db := &DB{path: path, bolt: b, writes: make(chan write, 1024)}
+	db.shown, err = openShown(path+".shown", db.lastIn)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("cannot open %s.shown: %w", path, err)
+	}
 	db.wg.Add(1)
 	go db.run()
 	return db, nil
@@ -164,7 +170,7 @@ func (db *DB) Close() error {
 	db.once.Do(func() {
 		close(db.writes)
 		db.wg.Wait()
-		err = db.bolt.Close()
+		err = errors.Join(db.bolt.Close(), db.shown.close())
 	})
 	return err
 }
@@ -316,6 +322,48 @@ func (db *DB) LastSeq(friend string) (out, in uint64, err error) {
 		return nil
 	})
 	return out, in, err
+}
+
+// MarkShown records that the messages received from friend up to seq have
+// been shown. Call it right after showing them.
+func (db *DB) MarkShown(friend string, seq uint64) error { return db.shown.mark(friend, seq) }
+
+// Unshown returns the messages received from friend, recorded but not
+// marked shown, oldest first: the ones a crash caught between the two.
+func (db *DB) Unshown(friend string) ([]Record, error) {
+	after := db.shown.shown(friend)
+	var out []Record
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketIn).Bucket([]byte(friend))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(key(after + 1)); k != nil; k, v = c.Next() {
+			r, err := decode(k, v)
+			if err != nil {
+				return err
+			}
+			r.Friend = friend
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// lastIn returns the highest sequence number received from each friend.
+func (db *DB) lastIn() (map[string]uint64, error) {
+	last := make(map[string]uint64)
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIn).ForEachBucket(func(friend []byte) error {
+			if k, _ := tx.Bucket(bucketIn).Bucket(friend).Cursor().Last(); len(k) == 8 {
+				last[string(friend)] = binary.BigEndian.Uint64(k)
+			}
+			return nil
+		})
+	})
+	return last, err
 }
 
 // History returns the last n messages exchanged with friend, both ways,
