@@ -454,6 +454,11 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 // from this friend is a duplicate (a retry after a lost ack) and is only
 // acknowledged. Connections from the same friend take turns here.
 func (p *peer) receive(ctx context.Context, batch []message) error {
+	select {
+	case <-p.replayed:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	p.recvMu.Lock()
 	defer p.recvMu.Unlock()
 	last := p.lastIn

@@ -55,8 +55,9 @@ type peer struct {
 	offline    bool // the last attempt to reach the friend failed
 	kicked     bool // the friend connected to us: try again at once
 
-	recvMu sync.Mutex
-	lastIn uint64 // highest sequence number received from the friend
+	recvMu   sync.Mutex
+	lastIn   uint64        // highest sequence number received from the friend
+	replayed chan struct{} // closed once replay is done; receive waits for it
 }
 
 type failure struct {
@@ -71,6 +72,8 @@ func newPeer(n *Node, f Friend) (*peer, error) {
 		friend: f,
 		log:    n.log.With("peer", f.Name, "addr", f.Addr()),
 		wake:   make(chan struct{}, 1),
+
+		replayed: make(chan struct{}),
 	}
 	out, in, err := n.store.LastSeq(f.Name)
 	if err != nil {
@@ -127,11 +130,10 @@ func (p *peer) send(text string) uint64 {
 }
 
 // replay hands on again what was received from the friend and recorded,
-// but never marked shown: the last run ended between the two. It holds
-// recvMu, so nothing newer from the friend overtakes it.
+// but never marked shown: the last run ended between the two. Nothing newer
+// from the friend is handed on before it is done (receive waits).
 func (p *peer) replay(ctx context.Context) {
-	p.recvMu.Lock()
-	defer p.recvMu.Unlock()
+	defer close(p.replayed)
 	recs, err := p.node.store.Unshown(p.friend.Name)
 	if err != nil {
 		p.log.Error("cannot read messages not yet shown", "err", err)

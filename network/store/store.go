@@ -386,6 +386,7 @@ func (db *DB) History(friend string, n int) ([]Record, error) {
 				r.Friend, r.Outgoing = friend, string(top) == string(bucketOut)
 				got = append(got, r)
 			}
+			slices.Reverse(got) // oldest first, so ties in time keep sequence order
 			all = append(all, got...)
 		}
 		return nil

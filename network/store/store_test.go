@@ -203,3 +203,26 @@ func TestNoShownLogMeansAllShown(t *testing.T) {
 		t.Errorf("without a log, %d old messages count as unshown", len(un))
 	}
 }
+
+func TestHistoryKeepsOrderWithinAMillisecond(t *testing.T) {
+	db, _ := openTemp(t)
+	at := time.UnixMilli(1_700_000_000_000)
+	db.Apply(
+		AppendIn{Friend: "bob", Seq: 1, Text: "one", At: at},
+		AppendIn{Friend: "bob", Seq: 2, Text: "two", At: at},
+		AppendIn{Friend: "bob", Seq: 3, Text: "three", At: at},
+		AppendOut{Friend: "bob", Seq: 1, Text: "a", Sent: at},
+		AppendOut{Friend: "bob", Seq: 2, Text: "b", Sent: at},
+	)
+	h, err := db.History("bob", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range h {
+		got = append(got, r.Text)
+	}
+	if strings.Join(got, " ") != "a b one two three" {
+		t.Errorf("history %q: want each direction in sequence order", got)
+	}
+}
