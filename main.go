@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -46,6 +47,14 @@ func main() {
 }
 
 func run(args []string) int {
+	// P2PCHAT_CPUPROFILE=FILE writes a CPU profile of the whole run, for
+	// the performance work (see README, Performance).
+	if path := os.Getenv("P2PCHAT_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	fs := flag.NewFlagSet("p2pchat", flag.ContinueOnError)
 	peersFile := fs.String("peers", "", "read the table of friends from `FILE` (default: built-in user_1..user_3 on 127.0.0.1:50000..50002)")
 	idle := fs.Duration("idle-timeout", network.DefaultIdleTimeout, "close a client connection after `D` without activity")

@@ -1048,7 +1048,7 @@ func TestQueueAcrossRestarts(t *testing.T) {
 		t.Fatalf("history too short:\n%s", quoteLines(hist))
 	}
 	for j, text := range []string{"one", "two", "three"} {
-		if l := hist[i-3+j]; !strings.Contains(l, "you → user_2: "+text) || !strings.Contains(l, "[delivered ") {
+		if l := hist[i-3+j]; !strings.Contains(l, "you → user_2: "+text) || !strings.Contains(l, "[delivered]") {
 			t.Errorf("history line %q, want %q delivered", l, text)
 		}
 	}

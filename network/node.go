@@ -410,29 +410,61 @@ func (n *Node) handshake(ctx context.Context, conn *tls.Conn, br *bufio.Reader, 
 }
 
 // maxReceiveBatch bounds the messages recorded in one go from one connection.
-const maxReceiveBatch = 256
+const maxReceiveBatch = 1024
 
-// receive reads messages from a friend until the connection ends. Messages
-// already in the input are taken together: the new ones (by sequence
-// number) are recorded durably, then handed to the shell, and then all of
-// them, duplicates included, are acknowledged in one write.
+// receive reads messages from a friend until the connection ends. A reader
+// goroutine decodes frames while this one records: whatever arrived during
+// one commit is taken together into the next. The new messages (by
+// sequence number) are recorded durably, then handed to the shell, and then
+// all of them, duplicates included, are acknowledged in one write.
 func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *bufio.Reader, bw *bufio.Writer, buf []byte) error {
 	p := n.peers[from]
 	silence := 2 * n.cfg.IdleTimeout
-	batch := make([]message, 0, maxReceiveBatch)
-	for {
-		batch = batch[:0]
-		for len(batch) == 0 || br.Buffered() > 0 && len(batch) < maxReceiveBatch {
+	msgs := make(chan message, maxReceiveBatch)
+	var readErr error
+	stop := make(chan struct{})
+	defer close(stop)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer close(msgs)
+		for {
 			conn.SetReadDeadline(time.Now().Add(silence))
 			f, err := readFrame(br, buf)
 			if err != nil {
-				return err
+				readErr = err
+				return
 			}
 			m, ok := f.(message)
 			if !ok {
-				return fmt.Errorf("%w: expected a message, got frame type %d", ErrBadFrame, f.frameType())
+				readErr = fmt.Errorf("%w: expected a message, got frame type %d", ErrBadFrame, f.frameType())
+				return
 			}
-			batch = append(batch, m)
+			select {
+			case msgs <- m:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	batch := make([]message, 0, maxReceiveBatch)
+	for {
+		m, ok := <-msgs
+		if !ok {
+			return readErr // set before msgs was closed
+		}
+		batch = append(batch[:0], m)
+	drain:
+		for len(batch) < maxReceiveBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break drain // record and ack what came; the next receive reports the end
+				}
+				batch = append(batch, m)
+			default:
+				break drain
+			}
 		}
 		if err := p.receive(ctx, batch); err != nil {
 			return err

@@ -268,7 +268,7 @@ func (p *peer) run(ctx context.Context) {
 			armAck()
 			p.touch()
 			idle.Reset(idleTimeout)
-			p.node.store.Submit([]store.Op{store.MarkDelivered{Friend: p.friend.Name, Seq: seq, At: time.Now()}}, nil)
+			p.node.store.Submit([]store.Op{store.MarkDelivered{Friend: p.friend.Name, Seq: seq}}, nil)
 			p.node.emit(ctx, MessageDelivered{To: p.friend.Name, ID: seq, Text: m.text, Sent: m.created, WasQueued: m.reported})
 
 		case <-done:

@@ -76,8 +76,8 @@ func (s *Shell) history(args []string) bool {
 	var b strings.Builder
 	for _, r := range recs {
 		if r.Outgoing {
-			state := "delivered " + when(r.Delivered)
-			if r.Delivered.IsZero() {
+			state := "delivered"
+			if !r.Delivered {
 				state = "waiting"
 			}
 			fmt.Fprintf(&b, "%s  you → %s: %s  [%s]\n", when(r.Sent), s.paint.Name(friend), Sanitize(r.Text), state)

@@ -13,27 +13,32 @@ import (
 // out, notices to errOut. It is used when stdin is not a terminal.
 type plainUI struct {
 	in     chan input
-	ready  chan struct{}
-	out    io.Writer
+	out    *bufio.Writer // messages, written out by flush
 	errOut io.Writer
 	mu     sync.Mutex // one line at a time
 }
+
+// plainOutBuffer holds the messages shown between two flushes; the shell
+// flushes at least every maxUnflushed messages, which always fit.
+const plainOutBuffer = 256 << 10
 
 // maxPlainLine bounds a line read from a pipe; longer lines are refused
 // whole without being held in memory.
 const maxPlainLine = 64 << 10
 
 func newPlainUI(r io.Reader, out, errOut io.Writer) *plainUI {
-	u := &plainUI{in: make(chan input), ready: make(chan struct{}, 1), out: out, errOut: errOut}
+	u := &plainUI{in: make(chan input, 1024), out: bufio.NewWriterSize(out, plainOutBuffer), errOut: errOut}
 	go u.read(bufio.NewReaderSize(r, maxPlainLine))
 	return u
 }
 
 // read runs until the input ends. It may outlive the shell, blocked on a
 // read from stdin; the process exit ends it.
+// Lines are read ahead into a buffered channel; the shell takes them in
+// order.
 func (u *plainUI) read(br *bufio.Reader) {
 	defer close(u.in)
-	for range u.ready {
+	for {
 		line, err := readLine(br)
 		if errors.Is(err, errLineTooLong) {
 			u.in <- input{text: line} // parseLine reports it as too long
@@ -42,7 +47,6 @@ func (u *plainUI) read(br *bufio.Reader) {
 		if err != nil {
 			if line != "" {
 				u.in <- input{text: line}
-				<-u.ready
 			}
 			u.in <- input{err: io.EOF}
 			return
@@ -76,20 +80,25 @@ func readLine(br *bufio.Reader) (string, error) {
 
 func (u *plainUI) lines() <-chan input { return u.in }
 
-func (u *plainUI) next() {
-	select {
-	case u.ready <- struct{}{}:
-	default:
-	}
-}
+func (u *plainUI) next() {}
 
-func (u *plainUI) message(line string) { u.write(u.out, line) }
-func (u *plainUI) notice(line string)  { u.write(u.errOut, line) }
-
-func (u *plainUI) write(w io.Writer, line string) {
+func (u *plainUI) message(line string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	fmt.Fprintln(w, line)
+	u.out.WriteString(line)
+	u.out.WriteByte('\n')
 }
 
-func (u *plainUI) close() {}
+func (u *plainUI) notice(line string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	fmt.Fprintln(u.errOut, line)
+}
+
+func (u *plainUI) flush() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.out.Flush()
+}
+
+func (u *plainUI) close() { u.flush() }

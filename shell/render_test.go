@@ -67,6 +67,7 @@ func TestRenderReceivedAndRefused(t *testing.T) {
 	s := &Shell{paint: NewPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: map[string]*refusal{}}
 
 	s.render(network.MessageReceived{From: "bob", Text: "hi\x1b[2J"})
+	s.ui.flush()
 	if got, want := out.String(), "Message from bob: hi\\x1b[2J\n"; got != want {
 		t.Errorf("message rendered as %q, want %q", got, want)
 	}

@@ -46,7 +46,14 @@ type Shell struct {
 	paint   Painter
 	ui      ui
 	refused map[string]*refusal // by remote host: to keep floods to one line
+
+	shown     map[string]uint64 // last message shown per friend, not yet marked
+	unflushed int               // messages shown since the last settle
 }
+
+// maxUnflushed bounds the messages shown before they are flushed and marked
+// shown, however busy the loop is.
+const maxUnflushed = 128
 
 // ui is where lines come from and where output goes: readline on a
 // terminal, or plain streams.
@@ -59,6 +66,8 @@ type ui interface {
 	// one about the program itself. Each call is one whole line.
 	message(line string)
 	notice(line string)
+	// flush makes sure every message is out of the process.
+	flush()
 	close()
 }
 
@@ -73,7 +82,7 @@ var errInterrupt = errors.New("interrupted")
 
 // New prepares a shell; on a terminal it takes over the screen.
 func New(cfg Config) (*Shell, error) {
-	s := &Shell{cfg: cfg, paint: NewPainter(cfg.Color), refused: make(map[string]*refusal)}
+	s := &Shell{cfg: cfg, paint: NewPainter(cfg.Color), refused: make(map[string]*refusal), shown: make(map[string]uint64)}
 	if cfg.Terminal {
 		t, err := newTerminalUI(cfg, s.completer())
 		if err != nil {
@@ -99,6 +108,7 @@ func (s *Shell) completer() completer {
 // Ctrl-D) or ctx is done, and restores the terminal before returning.
 func (s *Shell) Run(ctx context.Context) error {
 	defer s.ui.close()
+	defer s.settle()
 	lines := s.ui.lines()
 	events := s.cfg.Net.Events()
 	if s.cfg.Greeting != "" {
@@ -143,11 +153,29 @@ func (s *Shell) Run(ctx context.Context) error {
 			}
 			s.render(ev)
 			if m, ok := ev.(network.MessageReceived); ok {
-				// At once: this gap is where a crash could show it twice.
-				s.cfg.Net.MarkShown(m.From, m.ID)
+				s.shown[m.From] = m.ID
+				s.unflushed++
+			}
+			if len(events) == 0 || s.unflushed >= maxUnflushed {
+				s.settle()
 			}
 		}
 	}
+}
+
+// settle writes out what was shown and then records it as shown. Between
+// the two is where a crash could show a message twice; see
+// network.Node.MarkShown.
+func (s *Shell) settle() {
+	if s.unflushed == 0 {
+		return
+	}
+	s.ui.flush()
+	for from, id := range s.shown {
+		s.cfg.Net.MarkShown(from, id)
+	}
+	clear(s.shown)
+	s.unflushed = 0
 }
 
 // handle acts on one typed line and reports whether the person asked to quit.

@@ -93,6 +93,7 @@ func (t *terminalUI) next() {
 }
 
 func (t *terminalUI) message(line string) { t.print(line) }
+func (t *terminalUI) flush()              {}
 func (t *terminalUI) notice(line string)  { t.print(line) }
 
 // settleWait bounds the wait for readline to settle; see terminalUI.

@@ -27,10 +27,19 @@ import (
 // Buckets. Each holds one sub-bucket per friend, keyed by sequence number
 // (uint64, big-endian, so keys sort in sending order).
 var (
-	bucketOut   = []byte("out")   // every message sent, with its delivery state
-	bucketQueue = []byte("queue") // messages sent and not yet acknowledged
-	bucketIn    = []byte("in")    // every message received
+	bucketOut = []byte("out") // every message sent
+	bucketIn  = []byte("in")  // every message received
 )
+
+// bucketDelivered maps each friend to the highest sequence number they
+// acknowledged. Acknowledgements come in order, so every message at or
+// below it was delivered and every one above it waits: the queue is the
+// tail of the friend's out bucket.
+var bucketDelivered = []byte("delivered")
+
+// appendFill is the fill percent of buckets whose keys only ever grow:
+// pages are filled, not split in half.
+const appendFill = 1.0
 
 // maxBatch bounds the writes committed in one transaction.
 const maxBatch = 4096
@@ -46,7 +55,7 @@ type Record struct {
 	Text      string    //
 	Sent      time.Time // the sender's clock when it was written
 	At        time.Time // received: when we recorded it
-	Delivered time.Time // sent: when the friend acknowledged it; zero while queued
+	Delivered bool      // sent: the friend acknowledged it
 }
 
 // Op is one change: AppendOut, MarkDelivered or AppendIn.
@@ -60,11 +69,11 @@ type AppendOut struct {
 	Sent   time.Time
 }
 
-// MarkDelivered records the friend's acknowledgement of a message.
+// MarkDelivered records the friend's acknowledgement of every message up
+// to Seq.
 type MarkDelivered struct {
 	Friend string
 	Seq    uint64
-	At     time.Time
 }
 
 // AppendIn records a message received.
@@ -105,7 +114,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("%s is corrupt or unreadable: %w", path, err)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketOut, bucketQueue, bucketIn} {
+		for _, name := range [][]byte{bucketOut, bucketIn, bucketDelivered} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -145,7 +154,16 @@ func checkSafely(tx *bolt.Tx) (err error) {
 // check decodes every record, so that a damaged database is refused at
 // start rather than found out later.
 func check(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketOut, bucketQueue, bucketIn} {
+	err := tx.Bucket(bucketDelivered).ForEach(func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%s/%s: malformed", bucketDelivered, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketOut, bucketIn} {
 		err := tx.Bucket(name).ForEachBucket(func(friend []byte) error {
 			return tx.Bucket(name).Bucket(friend).ForEach(func(k, v []byte) error {
 				if _, err := decode(k, v); err != nil {
@@ -231,49 +249,35 @@ func (db *DB) run() {
 }
 
 func friendBucket(tx *bolt.Tx, top []byte, friend string) (*bolt.Bucket, error) {
-	return tx.Bucket(top).CreateBucketIfNotExists([]byte(friend))
+	b, err := tx.Bucket(top).CreateBucketIfNotExists([]byte(friend))
+	if err == nil {
+		b.FillPercent = appendFill
+	}
+	return b, err
 }
 
 func (op AppendOut) apply(tx *bolt.Tx) error {
-	r := Record{Friend: op.Friend, Outgoing: true, Seq: op.Seq, Text: op.Text, Sent: op.Sent}
-	for _, top := range [][]byte{bucketOut, bucketQueue} {
-		b, err := friendBucket(tx, top, op.Friend)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(key(op.Seq), encode(r)); err != nil {
-			return err
-		}
+	b, err := friendBucket(tx, bucketOut, op.Friend)
+	if err != nil {
+		return err
 	}
-	return nil
+	return b.Put(key(op.Seq), encode(Record{Text: op.Text, Sent: op.Sent}))
 }
 
 func (op MarkDelivered) apply(tx *bolt.Tx) error {
-	out, err := friendBucket(tx, bucketOut, op.Friend)
-	if err != nil {
-		return err
-	}
-	q, err := friendBucket(tx, bucketQueue, op.Friend)
-	if err != nil {
-		return err
-	}
-	k := key(op.Seq)
-	if err := q.Delete(k); err != nil {
-		return err
-	}
-	v := out.Get(k)
-	if v == nil {
-		return nil // never recorded: nothing to mark
-	}
-	r, err := decode(k, v)
-	if err != nil {
-		return err
-	}
-	if !r.Delivered.IsZero() {
+	b := tx.Bucket(bucketDelivered)
+	if deliveredUpTo(b, op.Friend) >= op.Seq {
 		return nil
 	}
-	r.Delivered = op.At
-	return out.Put(k, encode(r))
+	return b.Put([]byte(op.Friend), key(op.Seq))
+}
+
+func deliveredUpTo(b *bolt.Bucket, friend string) uint64 {
+	v := b.Get([]byte(friend))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
 }
 
 func (op AppendIn) apply(tx *bolt.Tx) error {
@@ -281,24 +285,27 @@ func (op AppendIn) apply(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	r := Record{Friend: op.Friend, Seq: op.Seq, Text: op.Text, Sent: op.Sent, At: op.At}
-	return b.Put(key(op.Seq), encode(r))
+	return b.Put(key(op.Seq), encode(Record{Text: op.Text, Sent: op.Sent, At: op.At}))
 }
 
 // Queue returns the messages to friend not yet acknowledged, oldest first.
 func (db *DB) Queue(friend string) ([]Record, error) {
 	var out []Record
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketQueue).Bucket([]byte(friend))
+		b := tx.Bucket(bucketOut).Bucket([]byte(friend))
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error {
+		c := b.Cursor()
+		for k, v := c.Seek(key(deliveredUpTo(tx.Bucket(bucketDelivered), friend) + 1)); k != nil; k, v = c.Next() {
 			r, err := decode(k, v)
+			if err != nil {
+				return err
+			}
 			r.Friend, r.Outgoing = friend, true
 			out = append(out, r)
-			return err
-		})
+		}
+		return nil
 	})
 	return out, err
 }
@@ -376,6 +383,7 @@ func (db *DB) History(friend string, n int) ([]Record, error) {
 			if b == nil {
 				continue
 			}
+			delivered := deliveredUpTo(tx.Bucket(bucketDelivered), friend)
 			c := b.Cursor()
 			var got []Record
 			for k, v := c.Last(); k != nil && len(got) < n; k, v = c.Prev() {
@@ -384,6 +392,7 @@ func (db *DB) History(friend string, n int) ([]Record, error) {
 					return err
 				}
 				r.Friend, r.Outgoing = friend, string(top) == string(bucketOut)
+				r.Delivered = r.Outgoing && r.Seq <= delivered
 				got = append(got, r)
 			}
 			slices.Reverse(got) // oldest first, so ties in time keep sequence order
@@ -411,11 +420,11 @@ func (db *DB) History(friend string, n int) ([]Record, error) {
 
 func key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// Record value layout: sent, at, delivered (int64 Unix milliseconds, 0 for
-// none), then the text.
+// Record value layout: sent, at (int64 Unix milliseconds, 0 for none), then
+// the text.
 func encode(r Record) []byte {
-	b := make([]byte, 0, 24+len(r.Text))
-	for _, t := range []time.Time{r.Sent, r.At, r.Delivered} {
+	b := make([]byte, 0, 16+len(r.Text))
+	for _, t := range []time.Time{r.Sent, r.At} {
 		var ms int64
 		if !t.IsZero() {
 			ms = t.UnixMilli()
@@ -426,7 +435,7 @@ func encode(r Record) []byte {
 }
 
 func decode(k, v []byte) (Record, error) {
-	if len(k) != 8 || len(v) < 24 {
+	if len(k) != 8 || len(v) < 16 {
 		return Record{}, fmt.Errorf("malformed record (key %d bytes, value %d bytes)", len(k), len(v))
 	}
 	t := func(i int) time.Time {
@@ -436,5 +445,5 @@ func decode(k, v []byte) (Record, error) {
 		}
 		return time.UnixMilli(ms)
 	}
-	return Record{Seq: binary.BigEndian.Uint64(k), Sent: t(0), At: t(1), Delivered: t(2), Text: string(v[24:])}, nil
+	return Record{Seq: binary.BigEndian.Uint64(k), Sent: t(0), At: t(1), Text: string(v[16:])}, nil
 }
