@@ -179,6 +179,14 @@ func start(t *testing.T, label string, args []string, env ...string) *process {
 	// A state home of the test's own, in case a run ignores --data-dir.
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
 	cmd.Env = append(cmd.Env, env...)
+	return startCmd(t, label, cmd)
+}
+
+// startCmd starts cmd with its standard streams collected. When the test
+// ends, cmd is killed if it still runs (its whole process group, if it has
+// one of its own), and on failure what it wrote is logged.
+func startCmd(t testing.TB, label string, cmd *exec.Cmd) *process {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -215,12 +223,21 @@ func start(t *testing.T, label string, args []string, env ...string) *process {
 		select {
 		case <-p.exited:
 		default:
-			cmd.Process.Kill()
+			if a := cmd.SysProcAttr; a != nil && a.Setpgid {
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			} else {
+				cmd.Process.Kill()
+			}
 			<-p.exited
 		}
 		if t.Failed() {
 			t.Logf("%s stdout:\n%s", label, quoteLines(p.stdout.snapshot()))
 			t.Logf("%s stderr:\n%s", label, quoteLines(p.stderr.snapshot()))
+			if p.dataDir != "" {
+				if b, err := os.ReadFile(filepath.Join(p.dataDir, "p2pchat.log")); err == nil {
+					t.Logf("%s log:\n%s", label, b)
+				}
+			}
 		}
 	})
 	return p

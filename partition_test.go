@@ -9,7 +9,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -195,11 +193,8 @@ func unroutedSubnet(t *testing.T, ip string) netip.Prefix {
 
 // nsInstance is one p2pchat running in a namespace.
 type nsInstance struct {
-	name    string
-	dataDir string
-	stdin   io.WriteCloser
-	stdout  *stream
-	stderr  *stream
+	*process
+	name string
 }
 
 // start runs name in namespace i, stdin a pipe, and waits for its greeting.
@@ -213,62 +208,10 @@ func (n *netnsPair) start(t *testing.T, i int, name, peersFile, dataDir string, 
 	cmd := exec.Command(n.ip, args...)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s in %s: %v", name, n.ns[i], err)
-	}
-	p := &nsInstance{
-		name:    name,
-		dataDir: dataDir,
-		stdin:   stdin,
-		stdout:  newStream(name + "'s stdout"),
-		stderr:  newStream(name + "'s stderr"),
-	}
-	exited := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); p.stdout.collect(stdout) }()
-	go func() { defer wg.Done(); p.stderr.collect(stderr) }()
-	go func() {
-		wg.Wait() // all reads done before Wait closes the pipes
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("%s stdout:\n%s", name, quoteLines(p.stdout.snapshot()))
-			t.Logf("%s stderr:\n%s", name, quoteLines(p.stderr.snapshot()))
-			if b, err := os.ReadFile(p.logPath()); err == nil {
-				t.Logf("%s log:\n%s", name, b)
-			}
-		}
-	})
+	p := &nsInstance{process: startCmd(t, name, cmd), name: name}
+	p.dataDir = dataDir
 	p.stderr.waitLine(t, "listening on "+net.JoinHostPort(n.addr[i].Addr().String(), "50000"))
 	return p
-}
-
-func (p *nsInstance) send(t *testing.T, line string) {
-	t.Helper()
-	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
-		t.Fatalf("writing to %s: %v", p.name, err)
-	}
 }
 
 func (p *nsInstance) logPath() string { return filepath.Join(p.dataDir, "p2pchat.log") }
