@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -1101,5 +1102,50 @@ func TestDataDirGuards(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(db); string(got) != string(garbage) {
 		t.Error("the damaged database was modified")
+	}
+}
+
+// TestLongBacklog: a backlog far larger than the sockets' buffers (1,000,000
+// messages queued for a friend who was away) is delivered whole. Writing
+// it all while nobody took acks used to stall both sides.
+func TestLongBacklog(t *testing.T) {
+	const n = 1_000_000
+	c := newChat(t, "user_1", "user_2")
+	u1 := c.startAs(t, "user_1")
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "user_2/m%d\n", i)
+	}
+	go io.WriteString(u1.stdin, in.String())
+	u1.stderr.waitLine(t, "user_2 is offline: queued")
+
+	out, err := os.Create(filepath.Join(t.TempDir(), "user_2.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(binary, "--peers", c.peersFile, "--data-dir", c.dirs["user_2"], "user_2")
+	cmd.Stdout = out
+	stdin, _ := cmd.StdinPipe() // open: the instance keeps running
+	defer stdin.Close()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	lines := func() int {
+		b, _ := os.ReadFile(out.Name())
+		return bytes.Count(b, []byte("\n"))
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for lines() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("user_2 showed %d of %d messages", lines(), n)
+		}
+		time.Sleep(100 * time.Millisecond) // polling a file: nothing to wait on
+	}
+	b, _ := os.ReadFile(out.Name())
+	if last := fmt.Sprintf("Message from user_1: m%d\n", n-1); !bytes.HasSuffix(b, []byte(last)) {
+		t.Errorf("the last line is not %q", last)
 	}
 }

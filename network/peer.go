@@ -33,6 +33,11 @@ const (
 	// sendNudge is the shortest time between two attempts made because the
 	// person sent a new message while the friend was offline.
 	sendNudge = time.Second
+	// maxInFlight bounds the messages written and not yet acknowledged,
+	// and so the memory that tracks them; more goes out as acks come back.
+	maxInFlight = 1 << 16
+	// writeChunk is how many messages go out under one write deadline.
+	writeChunk = 1024
 )
 
 // peer owns everything outbound to one friend: the durable queue, the
@@ -232,11 +237,37 @@ func (p *peer) run(ctx context.Context) {
 		ackDue.Reset(time.Until(written[0].Add(ackTimeout)))
 	}
 
+	// onAck takes the friend's acknowledgement of seq, which must be the
+	// oldest message written.
+	onAck := func(seq uint64) error {
+		p.mu.Lock()
+		ok := s.sent > 0 && p.queue[0].seq == seq
+		var m outgoing
+		if ok {
+			m = p.queue[0]
+			p.queue = p.queue[1:]
+			p.offline = false
+		}
+		p.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("%w: ack for message %d, which is not the oldest unacknowledged", ErrBadFrame, seq)
+		}
+		s.sent--
+		written = written[1:]
+		s.backoff = 0
+		armAck()
+		p.touch()
+		idle.Reset(idleTimeout)
+		p.node.store.SubmitLazy([]store.Op{store.MarkDelivered{Friend: p.friend.Name, Seq: seq}})
+		p.node.emit(ctx, MessageDelivered{To: p.friend.Name, ID: seq, Text: m.text, Sent: m.created, WasQueued: m.reported})
+		return nil
+	}
+
 	for {
-		var acks <-chan uint64
+		var acks <-chan struct{}
 		var done <-chan struct{}
 		if s.c != nil {
-			acks, done = s.c.acks, s.c.done
+			acks, done = s.c.ackReady, s.c.done
 		}
 		select {
 		case <-ctx.Done():
@@ -248,31 +279,24 @@ func (p *peer) run(ctx context.Context) {
 		case <-p.wake:
 		case <-retry.C:
 
-		case seq := <-acks:
-			p.mu.Lock()
-			ok := s.sent > 0 && p.queue[0].seq == seq
-			var m outgoing
-			if ok {
-				m = p.queue[0]
-				p.queue = p.queue[1:]
-				p.offline = false
+		case <-acks:
+			for _, seq := range s.c.takeAcks() {
+				if err := onAck(seq); err != nil {
+					drop(err)
+					break
+				}
 			}
-			p.mu.Unlock()
-			if !ok {
-				drop(fmt.Errorf("%w: ack for message %d, which is not the oldest unacknowledged", ErrBadFrame, seq))
-				continue
-			}
-			s.sent--
-			written = written[1:]
-			s.backoff = 0
-			armAck()
-			p.touch()
-			idle.Reset(idleTimeout)
-			p.node.store.Submit([]store.Op{store.MarkDelivered{Friend: p.friend.Name, Seq: seq}}, nil)
-			p.node.emit(ctx, MessageDelivered{To: p.friend.Name, ID: seq, Text: m.text, Sent: m.created, WasQueued: m.reported})
 
 		case <-done:
-			drop(s.c.err)
+			// Acks read before the end still count.
+			err := s.c.err
+			for _, seq := range s.c.takeAcks() {
+				if ackErr := onAck(seq); ackErr != nil {
+					err = ackErr
+					break
+				}
+			}
+			drop(err)
 
 		case <-idle.C:
 			if s.sent > 0 {
@@ -350,8 +374,12 @@ func (p *peer) pump(ctx context.Context, s *sender, written *[]time.Time, retry,
 		p.log.Info("client connection up")
 		p.node.emit(ctx, PeerUp{Name: p.friend.Name, Addr: p.friend.Addr(), ID: c.id, TLSVersion: c.state.Version})
 	}
+	if s.sent > maxInFlight/2 {
+		return // acks make room; then more goes out, in one large write
+	}
+	room := maxInFlight - s.sent
 	p.mu.Lock()
-	batch := slices.Clone(p.queue[s.sent:])
+	batch := slices.Clone(p.queue[s.sent:min(len(p.queue), s.sent+room)])
 	p.mu.Unlock()
 	now := time.Now()
 	wasIdle := len(*written) == 0
@@ -422,12 +450,11 @@ func (p *peer) dial(ctx context.Context) (*clientConn, error) {
 	conn := tls.Client(raw, p.node.clientTLS(p.friend.Name))
 	conn.SetDeadline(time.Now().Add(p.node.cfg.HandshakeTimeout))
 	c := &clientConn{
-		conn: conn,
-		br:   bufio.NewReaderSize(conn, 4096),
-		bw:   bufio.NewWriterSize(conn, 32<<10),
-		acks: make(chan uint64),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+		conn:     conn,
+		br:       bufio.NewReaderSize(conn, 4096),
+		bw:       bufio.NewWriterSize(conn, 32<<10),
+		ackReady: make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 	buf := make([]byte, MaxFrameSize)
 	err = conn.HandshakeContext(ctx)
@@ -485,16 +512,34 @@ type clientConn struct {
 	id    ID // the friend's, checked
 	br    *bufio.Reader
 	bw    *bufio.Writer
-	acks  chan uint64   // acks read, in order
-	quit  chan struct{} // closed by close: stop delivering acks
-	done  chan struct{} // closed when readAcks returns; err says why
-	err   error
-	once  sync.Once
+	// Acks read and not yet taken, in order. The queue is unbounded so
+	// that reading acks never waits for the peer goroutine, which may be
+	// busy writing: were both sides to stop reading while they write, a
+	// long backlog would deadlock until a write deadline.
+	ackMu    sync.Mutex
+	acks     []uint64
+	ackReady chan struct{} // signalled when acks grows
+	done     chan struct{} // closed when readAcks returns; err says why
+	err      error
+	once     sync.Once
 }
 
+// takeAcks returns the acks read since the last call.
+func (c *clientConn) takeAcks() []uint64 {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	a := c.acks
+	c.acks = nil
+	return a
+}
+
+// write sends batch, each writeChunk messages under a fresh deadline, so
+// that a long backlog to a friend who reads is not cut off as a stall.
 func (c *clientConn) write(batch []outgoing) error {
-	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	for _, m := range batch {
+	for i, m := range batch {
+		if i%writeChunk == 0 {
+			c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
 		if err := writeFrame(c.bw, message{ID: m.seq, Sent: m.created, Text: m.text}); err != nil {
 			return err
 		}
@@ -512,11 +557,12 @@ func (c *clientConn) readAcks(buf []byte) {
 		}
 		switch f := f.(type) {
 		case ack:
+			c.ackMu.Lock()
+			c.acks = append(c.acks, f.ID)
+			c.ackMu.Unlock()
 			select {
-			case c.acks <- f.ID:
-			case <-c.quit:
-				c.err = net.ErrClosed
-				return
+			case c.ackReady <- struct{}{}:
+			default:
 			}
 		case refuse:
 			c.err = &RefusedError{Reason: f.Reason}
@@ -531,7 +577,6 @@ func (c *clientConn) readAcks(buf []byte) {
 // close closes the connection and waits for readAcks to return.
 func (c *clientConn) close() {
 	c.once.Do(func() {
-		close(c.quit)
 		c.conn.Close()
 	})
 	<-c.done

@@ -100,7 +100,12 @@ type DB struct {
 type write struct {
 	ops  []Op
 	done func(error)
+	lazy bool // may wait for company; see SubmitLazy
 }
+
+// lazyDelay is the longest a lazy write waits for a write that needs a
+// commit now.
+const lazyDelay = 200 * time.Millisecond
 
 // Open opens or creates the database at path. It fails with ErrLocked if
 // another process has it open, and with a descriptive error if the file is
@@ -200,6 +205,14 @@ func (db *DB) Submit(ops []Op, done func(error)) {
 	db.writes <- write{ops: ops, done: done}
 }
 
+// SubmitLazy commits ops with the next write that needs a commit, or
+// within lazyDelay: for records whose loss in a crash costs only work
+// already safe to repeat (a delivered mark: the friend recognises a resent
+// message). It keeps such records off the path of the next message.
+func (db *DB) SubmitLazy(ops []Op) {
+	db.writes <- write{ops: ops, lazy: true}
+}
+
 // Apply commits ops and waits until they are durable.
 func (db *DB) Apply(ops ...Op) error {
 	ch := make(chan error, 1)
@@ -213,6 +226,7 @@ func (db *DB) run() {
 	for w := range db.writes {
 		batch := []write{w}
 		n := len(w.ops)
+		urgent := !w.lazy
 	drain:
 		for n < maxBatch {
 			select {
@@ -222,9 +236,13 @@ func (db *DB) run() {
 				}
 				batch = append(batch, w)
 				n += len(w.ops)
+				urgent = urgent || !w.lazy
 			default:
 				break drain
 			}
+		}
+		if !urgent {
+			batch = db.awaitCompany(batch)
 		}
 		err := db.bolt.Update(func(tx *bolt.Tx) error {
 			for _, w := range batch {
@@ -244,6 +262,27 @@ func (db *DB) run() {
 			if w.done != nil {
 				w.done(err)
 			}
+		}
+	}
+}
+
+// awaitCompany adds to a batch of lazy writes whatever comes within
+// lazyDelay, until a write that needs a commit now arrives.
+func (db *DB) awaitCompany(batch []write) []write {
+	t := time.NewTimer(lazyDelay)
+	defer t.Stop()
+	for {
+		select {
+		case w, ok := <-db.writes:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, w)
+			if !w.lazy || len(batch) >= maxBatch {
+				return batch
+			}
+		case <-t.C:
+			return batch
 		}
 	}
 }
