@@ -26,6 +26,23 @@
 // hello are capped, per source host and in total; past a cap the oldest is
 // closed. The handshake and hello together have HandshakeTimeout.
 //
+// # Delivery
+//
+// Every message to a friend carries the next sequence number for that pair,
+// starting at 1 and kept in the store (package store) across restarts. A
+// message is committed to the store before it is written to a connection,
+// and stays queued there until the friend acknowledges it; the friend
+// acknowledges in order. Unacknowledged messages are written again on each
+// new connection: after a lost connection, after AckTimeout without an
+// acknowledgement, after a restart. Reaching the friend is retried with
+// capped exponential backoff with jitter, and at once when the friend
+// connects to us. The receiver records a message with a sequence number
+// above the last it has from that friend, then hands it on as
+// MessageReceived, then acknowledges it; one at or below is a duplicate,
+// acknowledged and not handed on. Node.MarkShown records what the shell has
+// shown, so that a message recorded but never shown (a crash in between) is
+// handed on again at the next start.
+//
 // # Connections
 //
 // A Node listens on its own row of the Table and serves each inbound
@@ -65,11 +82,12 @@
 //
 // A name is 1 to 32 bytes of letters, digits, '_', '-' and '.'. The hello's
 // name must be the one the client's certificate carries, and the client
-// checks that the welcome names the friend it meant to reach. id is chosen by
-// the sender and unique per connection direction; sent is the sender's clock
-// in Unix milliseconds; text is the message, 1 to MaxMessageRunes characters
-// of UTF-8 (at most MaxMessageBytes bytes), sent byte for byte. The server
-// acknowledges each message in order once it has been handed on. Anything
+// checks that the welcome names the friend it meant to reach. id is the
+// sender's sequence number for this pair (see Delivery); sent is the
+// sender's clock in Unix milliseconds; text is the message, 1 to
+// MaxMessageRunes characters of UTF-8 (at most MaxMessageBytes bytes), sent
+// byte for byte. The server acknowledges each message, in order, once it is
+// recorded and handed on. Anything
 // else (an unknown type, a malformed payload, a frame out of place, silence
 // past a deadline) closes that connection and is reported as an event and
 // logged; the node goes on serving everyone else.
