@@ -96,7 +96,7 @@ func BenchmarkWarmLatency(b *testing.B) {
 	bs.kill()
 	br.kill()
 
-	c := newBenchChat(b, "user_1", "user_2")
+	c := newChat(b, "user_1", "user_2")
 	u1 := c.launch(b, "user_1")
 	u2 := c.launch(b, "user_2")
 	got := latencies(b, 1+n, u2.stdout, nil, func(i int) { u1.writeLine(b, fmt.Sprintf("user_2/warm %d", i)) })[1:]
@@ -142,7 +142,7 @@ func BenchmarkThroughput(b *testing.B) {
 	bs.kill()
 	br.kill()
 
-	c := newBenchChat(b, "user_1", "user_2")
+	c := newChat(b, "user_1", "user_2")
 	u1 := c.launch(b, "user_1")
 	u2 := c.launch(b, "user_2")
 	u1.writeLine(b, "user_2/warm-up")
@@ -180,7 +180,7 @@ func BenchmarkFirstMessage(b *testing.B) {
 	bs.kill()
 	br.kill()
 
-	c := newBenchChat(b, "user_1", "user_2")
+	c := newChat(b, "user_1", "user_2")
 	u1 := c.launch(b, "user_1", "--idle-timeout", firstIdleTimeout.String())
 	u2 := c.launch(b, "user_2")
 	logw := watchLog(b, filepath.Join(c.dirs["user_1"], "p2pchat.log"))
@@ -221,7 +221,7 @@ func BenchmarkFirstMessage(b *testing.B) {
 func BenchmarkIdleCPU(b *testing.B) {
 	window := envDuration(b, "P2PCHAT_BENCH_IDLE", defaultIdle)
 	names := []string{"user_1", "user_2", "user_3"}
-	c := newBenchChat(b, names...)
+	c := newChat(b, names...)
 	var procs []*proc
 	for _, name := range names {
 		procs = append(procs, c.launch(b, name))
@@ -331,7 +331,7 @@ func BenchmarkMemory(b *testing.B) {
 	if need := 6*manyFriends + 256; lim.Cur < uint64(need) {
 		b.Fatalf("%d file descriptors allowed (ulimit -n), %d needed: raise the limit (ulimit -Hn is %d)", lim.Cur, need, lim.Max)
 	}
-	c := newBenchChat(b, "user_1", "user_2", "user_3")
+	c := newChat(b, "user_1", "user_2", "user_3")
 	u1 := c.launch(b, "user_1")
 	rssStart := rssMB(b, u1)
 	u1.kill()
@@ -417,9 +417,9 @@ func baselineBinary(tb testing.TB) string {
 // startBaselineRecv runs the baseline's receiving half on a free port.
 func startBaselineRecv(tb testing.TB) *proc {
 	tb.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(benchFreePorts(tb, 1)[0]))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(tb, 1)[0]))
 	recv := startProc(tb, "baseline recv", baselineBinary(tb), "recv", addr)
-	recv.waitStderr(tb, "listening on "+addr)
+	recv.stderr.waitLine(tb, "listening on "+addr)
 	return recv
 }
 
@@ -431,9 +431,9 @@ func startBaseline(tb testing.TB, mode string) (send, recv *proc) {
 	addr := strings.TrimPrefix(recv.stderr.snapshot()[0], "listening on ")
 	send = startProc(tb, "baseline "+mode, baselineBinary(tb), mode, addr)
 	if mode == "send" {
-		send.waitStderr(tb, "connected to "+addr)
+		send.stderr.waitLine(tb, "connected to "+addr)
 	} else {
-		send.waitStderr(tb, "ready to connect to "+addr)
+		send.stderr.waitLine(tb, "ready to connect to "+addr)
 	}
 	return send, recv
 }
@@ -565,29 +565,6 @@ func (p *proc) writeLine(tb testing.TB, line string) {
 	}
 }
 
-// waitStderr waits for a line on stderr that contains sub.
-func (p *proc) waitStderr(tb testing.TB, sub string) {
-	tb.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		p.stderr.mu.Lock()
-		lines, eof, changed := slices.Clone(p.stderr.lines), p.stderr.eof, p.stderr.changed
-		p.stderr.mu.Unlock()
-		if slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, sub) }) {
-			return
-		}
-		if eof {
-			tb.Fatalf("%s ended before a line containing %q; it has:\n%s", p.stderr.name, sub, quoteLines(lines))
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			tb.Fatalf("timed out after %v waiting for a line containing %q on %s; it has:\n%s", waitTimeout, sub, p.stderr.name, quoteLines(lines))
-		}
-	}
-}
-
 // output counts the lines a child writes, cheaply enough never to hold back
 // the fastest writer: it reads in large chunks, counts newlines, and notes
 // when the last chunk came.
@@ -690,59 +667,14 @@ func (o *output) tailText() string {
 
 // p2pchat instances.
 
-// newBenchChat is newChat for a benchmark: a free loopback port and a data
-// directory per name, and a peers file with every ID pinned.
-func newBenchChat(tb testing.TB, names ...string) *chat {
-	tb.Helper()
-	c := &chat{names: names, ports: make(map[string]int), dirs: make(map[string]string)}
-	var sb strings.Builder
-	for i, port := range benchFreePorts(tb, len(names)) {
-		name := names[i]
-		c.ports[name] = port
-		c.dirs[name] = tb.TempDir()
-		fmt.Fprintf(&sb, "%s\t127.0.0.1 %d  %s\n", name, port, benchID(tb, c.dirs[name], name))
-	}
-	c.peersFile = filepath.Join(tb.TempDir(), "peers")
-	if err := os.WriteFile(c.peersFile, []byte(sb.String()), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return c
-}
-
 // launch runs name from c with its own data directory and waits for the
 // greeting.
 func (c *chat) launch(tb testing.TB, name string, flags ...string) *proc {
 	tb.Helper()
 	args := append([]string{"--peers", c.peersFile, "--data-dir", c.dirs[name]}, flags...)
 	p := startProc(tb, name, binary, append(args, name)...)
-	p.waitStderr(tb, "listening on "+c.addr(name))
+	p.stderr.waitLine(tb, "listening on "+c.addr(name))
 	return p
-}
-
-// benchID returns the identity p2pchat --id prints for name in dir.
-func benchID(tb testing.TB, dir, name string) string {
-	tb.Helper()
-	out, err := exec.Command(binary, "--data-dir", dir, "--id", name).Output()
-	if err != nil {
-		tb.Fatalf("p2pchat --data-dir %s --id %s: %v", dir, name, err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// benchFreePorts returns n distinct loopback ports that were free a moment
-// ago.
-func benchFreePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer ln.Close() // held until all are taken, so they differ
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // logWatch follows a p2pchat.log as it grows.
@@ -827,12 +759,12 @@ func startHub(tb testing.TB, k int) *hub {
 	tb.Helper()
 	dir := tb.TempDir()
 	hubDir := filepath.Join(dir, "hub")
-	hubID := benchID(tb, hubDir, "hub")
+	hubID := idOf(tb, hubDir, "hub")
 	id, err := network.ParseID(hubID)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	hubPort := benchFreePorts(tb, 1)[0]
+	hubPort := freePorts(tb, 1)[0]
 	hubRow := network.Friend{Name: "hub", Host: "127.0.0.1", Port: hubPort, ID: id}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -856,7 +788,7 @@ func startHub(tb testing.TB, k int) *hub {
 		tb.Fatal(err)
 	}
 	h.proc = startProc(tb, "hub", binary, "--peers", peers, "--data-dir", hubDir, "hub")
-	h.proc.waitStderr(tb, "listening on "+hubRow.Addr())
+	h.proc.stderr.waitLine(tb, "listening on "+hubRow.Addr())
 
 	if err := parallel(k, connectParallel, func(i int) error {
 		f := h.friends[i]

@@ -100,7 +100,7 @@ func (s *stream) snapshot() []string {
 
 // wait waits until cond holds for the lines so far and returns them; it
 // fails the test after waitTimeout or if the stream ends first.
-func (s *stream) wait(t *testing.T, what string, cond func(lines []string) bool) []string {
+func (s *stream) wait(t testing.TB, what string, cond func(lines []string) bool) []string {
 	t.Helper()
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
@@ -123,7 +123,7 @@ func (s *stream) wait(t *testing.T, what string, cond func(lines []string) bool)
 }
 
 // waitLine waits for a line that contains sub and returns it.
-func (s *stream) waitLine(t *testing.T, sub string) string {
+func (s *stream) waitLine(t testing.TB, sub string) string {
 	t.Helper()
 	lines := s.wait(t, fmt.Sprintf("a line containing %q", sub), func(lines []string) bool {
 		return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, sub) })
@@ -133,7 +133,7 @@ func (s *stream) waitLine(t *testing.T, sub string) string {
 }
 
 // waitCount waits until at least n lines satisfy match and returns all lines.
-func (s *stream) waitCount(t *testing.T, what string, n int, match func(string) bool) []string {
+func (s *stream) waitCount(t testing.TB, what string, n int, match func(string) bool) []string {
 	t.Helper()
 	return s.wait(t, fmt.Sprintf("%d %s", n, what), func(lines []string) bool {
 		return countFunc(lines, match) >= n
@@ -255,7 +255,7 @@ type chat struct {
 // newChat allocates a free port and a data directory per name, creates each
 // identity with --id, and writes the peers file with every ID pinned, as
 // the README tells friends to do.
-func newChat(t *testing.T, names ...string) *chat {
+func newChat(t testing.TB, names ...string) *chat {
 	t.Helper()
 	return makeChat(t, true, names...)
 }
@@ -263,12 +263,12 @@ func newChat(t *testing.T, names ...string) *chat {
 // newUnpinnedChat is newChat with a peers file of three columns, NAME HOST
 // PORT: the table pins no ID, so each friend's is pinned on first use. The
 // identities are created when the instances first start.
-func newUnpinnedChat(t *testing.T, names ...string) *chat {
+func newUnpinnedChat(t testing.TB, names ...string) *chat {
 	t.Helper()
 	return makeChat(t, false, names...)
 }
 
-func makeChat(t *testing.T, pin bool, names ...string) *chat {
+func makeChat(t testing.TB, pin bool, names ...string) *chat {
 	t.Helper()
 	c := &chat{names: names, ports: make(map[string]int), dirs: make(map[string]string)}
 	var b strings.Builder
@@ -289,7 +289,7 @@ func makeChat(t *testing.T, pin bool, names ...string) *chat {
 
 // idOf returns the identity that p2pchat --id prints for name in dir,
 // creating it if needed.
-func idOf(t *testing.T, dir, name string) string {
+func idOf(t testing.TB, dir, name string) string {
 	t.Helper()
 	out, err := exec.Command(binary, "--data-dir", dir, "--id", name).Output()
 	if err != nil {
@@ -303,7 +303,7 @@ func (c *chat) addr(name string) string {
 }
 
 // freePorts returns n distinct ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
@@ -317,7 +317,7 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
