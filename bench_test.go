@@ -506,38 +506,13 @@ func startProc(tb testing.TB, label, path string, args ...string) *proc {
 	tb.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+tb.TempDir())
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("starting %s: %v", label, err)
-	}
 	p := &proc{
 		label:  label,
 		cmd:    cmd,
-		stdin:  stdin,
 		stdout: newOutput(label + "'s stdout"),
 		stderr: newStream(label + "'s stderr"),
-		exited: make(chan struct{}),
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); p.stdout.collect(stdout) }()
-	go func() { defer wg.Done(); p.stderr.collect(stderr) }()
-	go func() {
-		wg.Wait() // all reads done before Wait closes the pipes
-		cmd.Wait()
-		close(p.exited)
-	}()
+	p.stdin, p.exited = launch(tb, label, cmd, p.stdout, p.stderr)
 	tb.Cleanup(func() {
 		p.kill()
 		if tb.Failed() {
@@ -549,14 +524,7 @@ func startProc(tb testing.TB, label, path string, args ...string) *proc {
 }
 
 // kill ends the process, if it is still running, and waits for it.
-func (p *proc) kill() {
-	select {
-	case <-p.exited:
-	default:
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
+func (p *proc) kill() { kill(p.cmd, p.exited) }
 
 func (p *proc) writeLine(tb testing.TB, line string) {
 	tb.Helper()

@@ -188,49 +188,15 @@ func start(t *testing.T, label string, args []string, env ...string) *process {
 // one of its own), and on failure what it wrote is logged.
 func startCmd(t testing.TB, label string, cmd *exec.Cmd) *process {
 	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", label, err)
-	}
 	p := &process{
 		label:  label,
 		cmd:    cmd,
-		stdin:  stdin,
 		stdout: newStream(label + "'s stdout"),
 		stderr: newStream(label + "'s stderr"),
-		exited: make(chan struct{}),
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); p.stdout.collect(stdout) }()
-	go func() { defer wg.Done(); p.stderr.collect(stderr) }()
-	go func() {
-		wg.Wait() // all reads done before Wait closes the pipes
-		cmd.Wait()
-		close(p.exited)
-	}()
+	p.stdin, p.exited = launch(t, label, cmd, p.stdout, p.stderr)
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			if a := cmd.SysProcAttr; a != nil && a.Setpgid {
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			} else {
-				cmd.Process.Kill()
-			}
-			<-p.exited
-		}
+		kill(cmd, p.exited)
 		if t.Failed() {
 			t.Logf("%s stdout:\n%s", label, quoteLines(p.stdout.snapshot()))
 			t.Logf("%s stderr:\n%s", label, quoteLines(p.stderr.snapshot()))
@@ -242,6 +208,54 @@ func startCmd(t testing.TB, label string, cmd *exec.Cmd) *process {
 		}
 	})
 	return p
+}
+
+// launch starts cmd with stdin a pipe and its output read by stdout and
+// stderr. exited is closed once cmd has exited and its output is read; the
+// caller kills it (see kill) in a cleanup.
+func launch(t testing.TB, label string, cmd *exec.Cmd, stdout, stderr interface{ collect(io.Reader) }) (stdin io.WriteCloser, exited chan struct{}) {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", label, err)
+	}
+	exited = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); stdout.collect(outPipe) }()
+	go func() { defer wg.Done(); stderr.collect(errPipe) }()
+	go func() {
+		wg.Wait() // all reads done before Wait closes the pipes
+		cmd.Wait()
+		close(exited)
+	}()
+	return stdin, exited
+}
+
+// kill ends cmd, if it still runs (its whole process group, if it has one
+// of its own), and waits until exited is closed.
+func kill(cmd *exec.Cmd, exited chan struct{}) {
+	select {
+	case <-exited:
+	default:
+		if a := cmd.SysProcAttr; a != nil && a.Setpgid {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		} else {
+			cmd.Process.Kill()
+		}
+		<-exited
+	}
 }
 
 // chat describes a group of friends on free loopback ports, in a peers file.
