@@ -16,12 +16,14 @@ import (
 	"p2pchat/network/store"
 )
 
-// outgoing is a message on its way to a friend, recorded in the store.
+// outgoing is a message on its way to a friend.
 type outgoing struct {
 	seq      uint64
 	text     string
 	created  time.Time
-	reported bool // a MessageQueued event was emitted for it
+	ticket   store.Ticket // its append to the store
+	durable  bool         // the append is synced
+	reported bool         // a MessageQueued event was emitted for it
 }
 
 // Backoff between attempts to reach a friend who cannot be reached: from
@@ -38,6 +40,9 @@ const (
 	maxInFlight = 1 << 16
 	// writeChunk is how many messages go out under one write deadline.
 	writeChunk = 1024
+	// reserveBlock is how many sequence numbers are reserved at a time
+	// (see store.Reserve); a new block is reserved when half is used.
+	reserveBlock = 4096
 )
 
 // peer owns everything outbound to one friend: the durable queue, the
@@ -52,9 +57,12 @@ type peer struct {
 	wake   chan struct{} // something changed: look again
 
 	mu         sync.Mutex
-	queue      []outgoing // recorded, not yet acknowledged, by seq
-	failed     []failure  // messages the store could not record
-	nextSeq    uint64     // last sequence number assigned
+	queue      []outgoing   // sent by the person, not yet acknowledged, by seq
+	nextSeq    uint64       // last sequence number assigned
+	reserved   uint64       // sequence numbers up to this are reserved...
+	reservedAt store.Ticket // ...by this append
+	safeSeq    uint64       // and up to this, durably
+	closed     bool         // the node stopped: see release
 	connected  bool
 	lastActive time.Time
 	offline    bool // the last attempt to reach the friend failed
@@ -63,12 +71,6 @@ type peer struct {
 	recvMu   sync.Mutex
 	lastIn   uint64        // highest sequence number received from the friend
 	replayed chan struct{} // closed once replay is done; receive waits for it
-}
-
-type failure struct {
-	seq  uint64
-	text string
-	err  error
 }
 
 func newPeer(n *Node, f Friend) (*peer, error) {
@@ -84,7 +86,14 @@ func newPeer(n *Node, f Friend) (*peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.nextSeq, p.lastIn = out, in
+	reserved, err := n.store.Reserved(f.Name)
+	if err != nil {
+		return nil, err
+	}
+	// A number reserved but never recorded went out, or might have, in a
+	// run that ended before recording it: it is not used again.
+	p.nextSeq, p.lastIn = max(out, reserved), in
+	p.reserved, p.safeSeq = p.nextSeq, p.nextSeq
 	queued, err := n.store.Queue(f.Name)
 	if err != nil {
 		return nil, err
@@ -92,7 +101,7 @@ func newPeer(n *Node, f Friend) (*peer, error) {
 	for _, r := range queued {
 		// Waiting since an earlier run: the person was told then, and hears
 		// of the delivery when it comes.
-		p.queue = append(p.queue, outgoing{seq: r.Seq, text: r.Text, created: r.Sent, reported: true})
+		p.queue = append(p.queue, outgoing{seq: r.Seq, text: r.Text, created: r.Sent, durable: true, reported: true})
 	}
 	if len(p.queue) > 0 {
 		p.poke()
@@ -107,31 +116,42 @@ func (p *peer) poke() {
 	}
 }
 
-// send records text in the store and, once it is durable, queues it for
-// the friend. It returns the message's sequence number at once.
-func (p *peer) send(text string) uint64 {
+// send queues text for the friend and appends it to the store; the peer
+// goroutine puts it on the wire at once and syncs the store while the
+// friend receives it. It returns the message's sequence number.
+func (p *peer) send(text string) (uint64, error) {
 	now := time.Now()
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, net.ErrClosed
+	}
 	p.nextSeq++
 	seq := p.nextSeq
-	p.mu.Unlock()
-	p.node.store.Submit([]store.Op{store.AppendOut{Friend: p.friend.Name, Seq: seq, Text: text, Sent: now}}, func(err error) {
-		p.mu.Lock()
-		if err != nil {
-			p.failed = append(p.failed, failure{seq: seq, text: text, err: err})
-		} else {
-			// Commits come in submission order, so this is nearly always
-			// an append; insert in order regardless.
-			i := len(p.queue)
-			for i > 0 && p.queue[i-1].seq > seq {
-				i--
-			}
-			p.queue = slices.Insert(p.queue, i, outgoing{seq: seq, text: text, created: now})
-		}
-		p.mu.Unlock()
-		p.poke()
-	})
-	return seq
+	ops := []store.Op{store.AppendOut{Friend: p.friend.Name, Seq: seq, Text: text, Sent: now}}
+	if seq+reserveBlock/2 > p.reserved {
+		p.reserved = seq + reserveBlock
+		ops = append(ops, store.Reserve{Friend: p.friend.Name, Seq: p.reserved})
+	}
+	t := p.node.store.Append(ops...)
+	if p.reserved == seq+reserveBlock {
+		p.reservedAt = t
+	}
+	p.queue = append(p.queue, outgoing{seq: seq, text: text, created: now, ticket: t})
+	p.poke()
+	return seq, nil
+}
+
+// release gives back the sequence numbers reserved and not used, once the
+// peer goroutine has returned: after a clean shutdown numbers continue
+// where they stopped, and only a crash leaves a gap.
+func (p *peer) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.reserved > p.nextSeq && p.nextSeq > 0 {
+		p.node.store.Append(store.Reserve{Friend: p.friend.Name, Seq: p.nextSeq})
+	}
 }
 
 // replay hands on again what was received from the friend and recorded,
@@ -188,6 +208,7 @@ type sender struct {
 	lastErr  error       // why the friend could not be reached, last time
 	c        *clientConn // nil when not connected
 	sent     int         // p.queue[:sent] is written on c, awaiting acks
+	written  []time.Time // when each of those was written
 	backoff  time.Duration
 	retryAt  time.Time // no dial before this, unless nudged
 	lastDial time.Time
@@ -209,11 +230,10 @@ func (p *peer) run(ctx context.Context) {
 	ackDue.Stop()
 	retry := time.NewTimer(retryMax)
 	retry.Stop()
-	var written []time.Time // when each of p.queue[:s.sent] was written
 
 	drop := func(err error) {
 		s.c.close()
-		s.c, s.sent, written = nil, 0, nil
+		s.c, s.sent, s.written = nil, 0, nil
 		idle.Stop()
 		ackDue.Stop()
 		p.setConnected(false)
@@ -230,11 +250,11 @@ func (p *peer) run(ctx context.Context) {
 		p.node.emit(ctx, PeerDown{Name: p.friend.Name, Addr: p.friend.Addr(), Err: err})
 	}
 	armAck := func() {
-		if len(written) == 0 {
+		if len(s.written) == 0 {
 			ackDue.Stop()
 			return
 		}
-		ackDue.Reset(time.Until(written[0].Add(ackTimeout)))
+		ackDue.Reset(time.Until(s.written[0].Add(ackTimeout)))
 	}
 
 	// onAck takes the friend's acknowledgement of seq, which must be the
@@ -253,12 +273,12 @@ func (p *peer) run(ctx context.Context) {
 			return fmt.Errorf("%w: ack for message %d, which is not the oldest unacknowledged", ErrBadFrame, seq)
 		}
 		s.sent--
-		written = written[1:]
+		s.written = s.written[1:]
 		s.backoff = 0
 		armAck()
 		p.touch()
 		idle.Reset(idleTimeout)
-		p.node.store.SubmitLazy([]store.Op{store.MarkDelivered{Friend: p.friend.Name, Seq: seq}})
+		p.node.store.AppendLazy(store.MarkDelivered{Friend: p.friend.Name, Seq: seq})
 		p.node.emit(ctx, MessageDelivered{To: p.friend.Name, ID: seq, Text: m.text, Sent: m.created, WasQueued: m.reported})
 		return nil
 	}
@@ -306,29 +326,24 @@ func (p *peer) run(ctx context.Context) {
 			drop(ErrIdle)
 
 		case <-ackDue.C:
-			if len(written) > 0 && time.Since(written[0]) >= ackTimeout {
+			if len(s.written) > 0 && time.Since(s.written[0]) >= ackTimeout {
 				drop(fmt.Errorf("%w within %v: connection taken for dead", ErrNoAck, ackTimeout))
 			} else {
 				armAck()
 			}
 		}
-		p.pump(ctx, &s, &written, retry, idle, armAck)
+		p.pump(ctx, &s, retry, idle, armAck)
 	}
 }
 
 // pump reports what needs reporting and sends whatever waits, dialling if
 // it is time to.
-func (p *peer) pump(ctx context.Context, s *sender, written *[]time.Time, retry, idle *time.Timer, armAck func()) {
+func (p *peer) pump(ctx context.Context, s *sender, retry, idle *time.Timer, armAck func()) {
 	p.mu.Lock()
-	failed := p.failed
-	p.failed = nil
 	waiting := len(p.queue) - s.sent
 	kicked := p.kicked
 	p.kicked = false
 	p.mu.Unlock()
-	for _, f := range failed {
-		p.node.emit(ctx, MessageFailed{To: p.friend.Name, ID: f.seq, Text: f.text, Err: f.err})
-	}
 	if waiting == 0 {
 		return
 	}
@@ -348,7 +363,7 @@ func (p *peer) pump(ctx context.Context, s *sender, written *[]time.Time, retry,
 				return
 			}
 			if now.Sub(s.lastDial) < sendNudge || !p.hasUnreported() {
-				p.reportQueued(ctx, s.lastErr)
+				p.reportQueued(ctx, s, s.lastErr)
 				return
 			}
 		}
@@ -366,7 +381,7 @@ func (p *peer) pump(ctx context.Context, s *sender, written *[]time.Time, retry,
 			s.retryAt = now.Add(s.backoff)
 			retry.Reset(s.backoff)
 			s.lastErr = &ReachError{Name: p.friend.Name, Addr: p.friend.Addr(), Err: err}
-			p.reportQueued(ctx, s.lastErr)
+			p.reportQueued(ctx, s, s.lastErr)
 			return
 		}
 		s.c = c
@@ -380,9 +395,16 @@ func (p *peer) pump(ctx context.Context, s *sender, written *[]time.Time, retry,
 	room := maxInFlight - s.sent
 	p.mu.Lock()
 	batch := slices.Clone(p.queue[s.sent:min(len(p.queue), s.sent+room)])
+	safe, reservedAt := p.safeSeq, p.reservedAt
 	p.mu.Unlock()
+	if last := batch[len(batch)-1].seq; last > safe {
+		// Numbers not yet durably reserved do not go out: sync first.
+		if !p.sync(ctx, s, reservedAt) {
+			return
+		}
+	}
 	now := time.Now()
-	wasIdle := len(*written) == 0
+	wasIdle := len(s.written) == 0
 	if err := s.c.write(batch); err != nil {
 		p.log.Warn("write failed", "err", err)
 		s.c.close()
@@ -391,13 +413,64 @@ func (p *peer) pump(ctx context.Context, s *sender, written *[]time.Time, retry,
 	}
 	s.sent += len(batch)
 	for range batch {
-		*written = append(*written, now)
+		s.written = append(s.written, now)
 	}
 	if wasIdle {
 		armAck()
 	}
 	p.touch()
 	idle.Reset(p.node.cfg.IdleTimeout)
+	// While the friend receives the batch, make it durable here.
+	p.sync(ctx, s, batch[len(batch)-1].ticket)
+}
+
+// sync waits until the store has synced the append t, and so every
+// message appended before it, and marks those messages durable. If the
+// store fails, the messages it did not record are taken off the queue and
+// reported failed; false says so.
+func (p *peer) sync(ctx context.Context, s *sender, t store.Ticket) bool {
+	err := p.node.store.Sync(t)
+	p.mu.Lock()
+	if err == nil {
+		for i := range p.queue {
+			if p.queue[i].ticket <= t {
+				p.queue[i].durable = true
+			}
+		}
+		if t >= p.reservedAt {
+			p.safeSeq = max(p.safeSeq, p.reserved)
+		}
+		p.mu.Unlock()
+		return true
+	}
+	var lost []outgoing
+	kept := p.queue[:0]
+	sent, written := s.sent, s.written[:0]
+	for i, m := range p.queue {
+		if m.durable {
+			kept = append(kept, m)
+			if i < s.sent {
+				written = append(written, s.written[i])
+			}
+			continue
+		}
+		lost = append(lost, m)
+		if i < s.sent {
+			sent--
+		}
+	}
+	p.queue = kept
+	p.mu.Unlock()
+	if sent < s.sent {
+		// Acks would no longer match the queue. What the friend got, it
+		// keeps; run drops the connection.
+		s.c.close()
+	}
+	s.sent, s.written = sent, written
+	for _, m := range lost {
+		p.node.emit(ctx, MessageFailed{To: p.friend.Name, ID: m.seq, Text: m.text, Err: err})
+	}
+	return false
 }
 
 func (p *peer) hasUnreported() bool {
@@ -412,8 +485,18 @@ func (p *peer) hasUnreported() bool {
 }
 
 // reportQueued emits MessageQueued for each waiting message not yet
-// reported, so the person hears once per message that it waits.
-func (p *peer) reportQueued(ctx context.Context, err error) {
+// reported, so the person hears once per message that it waits; it makes
+// them durable first.
+func (p *peer) reportQueued(ctx context.Context, s *sender, err error) {
+	p.mu.Lock()
+	var last store.Ticket
+	if len(p.queue) > 0 {
+		last = p.queue[len(p.queue)-1].ticket
+	}
+	p.mu.Unlock()
+	if !p.sync(ctx, s, last) {
+		return
+	}
 	p.mu.Lock()
 	var news []outgoing
 	for i := range p.queue {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"p2pchat/network/store"
 )
 
 // receiveTexts waits for n messages at node and returns their texts.
@@ -102,6 +104,33 @@ func TestQueueSurvivesSenderRestart(t *testing.T) {
 	}
 	if id != 4 {
 		t.Errorf("the new message got id %d, want 4: sequence numbers must continue across restarts", id)
+	}
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+}
+
+// A run that crashed after putting message 1 on the wire and before
+// recording it left only its reservation of numbers behind. The next run
+// must not give number 1 to another message: bob, who has message 1
+// already, would take it for a duplicate and drop it.
+func TestReservedNumbersAreNotReused(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	aliceDB, bobDB := openStore(t), openStore(t)
+	if err := aliceDB.Apply(store.Reserve{Friend: "bob", Seq: reserveBlock}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bobDB.Apply(store.AppendIn{Friend: "alice", Seq: 1, Text: "sent just before the crash"}); err != nil {
+		t.Fatal(err)
+	}
+	bobDB.MarkShown("alice", 1)
+	alice := startNode(t, tab, "alice", withStore(aliceDB))
+	bob := startNode(t, tab, "bob", withStore(bobDB))
+	id := send(t, alice, "bob", "after the crash")
+	if id != reserveBlock+1 {
+		t.Errorf("the new message got id %d, want %d, past the reservation", id, reserveBlock+1)
+	}
+	if m := waitFor[MessageReceived](t, bob, nil); m.Text != "after the crash" {
+		t.Errorf("bob received %q", m.Text)
 	}
 	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
 }

@@ -74,25 +74,21 @@ func TestGroupCommit(t *testing.T) {
 	db, _ := openTemp(t)
 	const n = 2000
 	var wg sync.WaitGroup
-	wg.Add(n)
-	var failed error
-	var mu sync.Mutex
+	errs := make(chan error, n)
 	for i := range n {
-		db.Submit([]Op{AppendOut{Friend: "bob", Seq: uint64(i + 1), Text: "x", Sent: time.Now()}}, func(err error) {
-			if err != nil {
-				mu.Lock()
-				failed = err
-				mu.Unlock()
-			}
-			wg.Done()
+		wg.Go(func() {
+			errs <- db.Apply(AppendOut{Friend: "bob", Seq: uint64(i + 1), Text: "x", Sent: time.Now()})
 		})
 	}
 	wg.Wait()
-	if failed != nil {
-		t.Fatal(failed)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	if c := db.commits.Load(); c >= n/4 {
-		t.Errorf("%d writes took %d commits; want them batched", n, c)
+	if c := db.syncs.Load(); c >= n/4 {
+		t.Errorf("%d writes took %d syncs; want them batched", n, c)
 	}
 	if q, _ := db.Queue("bob"); len(q) != n {
 		t.Errorf("queue holds %d, want %d", len(q), n)
