@@ -441,7 +441,7 @@ func TestChaos(t *testing.T) {
 	for _, m := range h.msgs {
 		byText[[2]string{m.to, m.text}] = m
 	}
-	tolerated := 0
+	tolerated, unrecorded := 0, 0
 	for _, to := range names {
 		seen := make(map[string]int)
 		prevAt := make(map[string]chaosDisplay) // where it was displayed last
@@ -463,8 +463,14 @@ func TestChaos(t *testing.T) {
 			case m == nil:
 				t.Errorf("%s displayed %q, which was never written to %s", to, l, from)
 				continue
-			case !inDB[m]:
+			case !inDB[m] && m.confirmed:
 				t.Errorf("%s displayed %q, which %s's database does not have", to, l, from)
+			case !inDB[m]:
+				// The README's other window: a message goes out while
+				// its sender syncs it; killed in that fsync, the sender
+				// loses its copy, and only its copy.
+				unrecorded++
+				t.Logf("%s displayed %q, which %s, killed right after writing it, never recorded (the documented window)", to, l, from)
 			}
 			if seen[text]++; seen[text] > 1 {
 				prev := prevAt[text]
@@ -494,7 +500,8 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("done in %v; %d message(s) shown again after a kill in the documented window", time.Since(began).Round(time.Millisecond), tolerated)
+	t.Logf("done in %v; %d message(s) shown again after a kill, %d delivered and not recorded by their killed sender, in the documented windows",
+		time.Since(began).Round(time.Millisecond), tolerated, unrecorded)
 }
 
 // nothingWaiting asks name for /peers and reports whether it shows no

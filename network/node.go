@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -449,6 +450,7 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 			case <-stop:
 				return
 			}
+
 		}
 	}()
 	var batch []message
@@ -526,6 +528,9 @@ func (p *peer) receive(ctx context.Context, batch []message) error {
 			return ctx.Err()
 		}
 	}
+	// Let the shell show them now rather than once the acks are written:
+	// the shell's goroutine was readied on this thread and would wait.
+	runtime.Gosched()
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 )
@@ -51,7 +52,18 @@ func (u *plainUI) read(br *bufio.Reader) {
 			u.in <- input{err: io.EOF}
 			return
 		}
-		u.in <- input{text: line}
+		u.send(input{text: line})
+	}
+}
+
+// send hands a line to the shell. When the shell was idle, it goes on at
+// once: otherwise it would wait, readied on this thread, until this
+// goroutine blocks on the next read.
+func (u *plainUI) send(in input) {
+	idle := len(u.in) == 0
+	u.in <- in
+	if idle {
+		runtime.Gosched()
 	}
 }
 
