@@ -142,7 +142,7 @@ func writeUntilKilled(path string) {
 		fmt.Println(err)
 		os.Exit(1)
 	}
-	kill := 3*checkpointOps + int(time.Now().UnixNano()%checkpointOps)
+	kill := checkpointOps + int(time.Now().UnixNano()%checkpointOps)
 	for i := 1; ; i++ {
 		tk := db.Append(AppendOut{Friend: "bob", Seq: uint64(i), Text: strconv.Itoa(i)})
 		if i%64 == 0 {

@@ -47,14 +47,20 @@ var bucketReserved = []byte("reserved")
 // pages are filled, not split in half.
 const appendFill = 1.0
 
-// The checkpointer starts when the log holds checkpointOps ops, or
-// checkpointDelay after the first op came into an empty log. Appends wait
-// while the log holds maxLogOps and a checkpoint is running.
+// The checkpointer starts once appends pause for checkpointQuiet, so that
+// its work stays out of the way of a burst of messages, or at once when the
+// log holds checkpointOps ops. Appends wait while the log holds maxLogOps
+// and a checkpoint is running.
 const (
-	checkpointOps   = 8192
-	checkpointDelay = time.Second
-	maxLogOps       = 8 * checkpointOps
+	checkpointQuiet = 100 * time.Millisecond
+	checkpointOps   = 1 << 16
+	maxLogOps       = 2 * checkpointOps
 )
+
+// initialMmap is the address space bbolt maps at first: remapping as the
+// file grows makes it copy every node it holds out of the old mapping. It
+// is address space, not memory.
+const initialMmap = 256 << 20
 
 // lazyDelay is the longest a write appended with AppendLazy waits for a
 // sync.
@@ -159,7 +165,7 @@ type DB struct {
 // error if the file is not a usable database: it never starts afresh over a
 // damaged file.
 func Open(path string) (*DB, error) {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond, InitialMmapSize: initialMmap})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w", path, ErrLocked)
 	}
@@ -340,12 +346,11 @@ func (db *DB) Append(ops ...Op) Ticket {
 	switch {
 	case len(db.live) >= checkpointOps:
 		db.wakeCheckpointer()
-	case len(db.live) == len(ops) && !db.closed:
-		if db.ckptDue == nil {
-			db.ckptDue = time.AfterFunc(checkpointDelay, db.wakeCheckpointer)
-		} else {
-			db.ckptDue.Reset(checkpointDelay)
-		}
+	case db.closed:
+	case db.ckptDue == nil:
+		db.ckptDue = time.AfterFunc(checkpointQuiet, db.wakeCheckpointer)
+	default:
+		db.ckptDue.Reset(checkpointQuiet)
 	}
 	return Ticket(db.appended)
 }
@@ -410,7 +415,7 @@ func (db *DB) flushLocked() {
 	}
 	db.mu.Lock()
 	db.syncing = false
-	if cap(buf) <= 1<<20 {
+	if cap(buf) <= 4<<20 {
 		db.spare = buf[:0]
 	}
 	if err != nil {
