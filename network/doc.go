@@ -30,9 +30,16 @@
 //
 // Every message to a friend carries the next sequence number for that pair,
 // starting at 1 and kept in the store (package store) across restarts. A
-// message is committed to the store before it is written to a connection,
-// and stays queued there until the friend acknowledges it; the friend
-// acknowledges in order. Unacknowledged messages are written again on each
+// message is appended to the store's log and written to the connection at
+// once; the sender syncs its log while the friend receives it, so that the
+// one disk sync on a message's path is the receiver's. It stays queued
+// until the friend acknowledges it; the friend acknowledges in order. A
+// message is reported queued (MessageQueued) only once it is durable.
+// Because a message can reach the friend before its record is durable
+// here, sequence numbers are reserved durably in blocks (store.Reserve)
+// before any of them goes out: after a crash the next run starts past the
+// reservation, and never gives a number the friend has already seen to a
+// new message. A clean shutdown releases what it did not use. Unacknowledged messages are written again on each
 // new connection: after a lost connection, after AckTimeout without an
 // acknowledgement, after a restart. Reaching the friend is retried with
 // capped exponential backoff with jitter, and at once when the friend

@@ -445,12 +445,17 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 				readErr = fmt.Errorf("%w: expected a message, got frame type %d", ErrBadFrame, f.frameType())
 				return
 			}
+			idle := len(msgs) == 0
 			select {
 			case msgs <- &m:
 			case <-stop:
 				return
 			}
-
+			if idle && br.Buffered() == 0 {
+				// A message alone: let it be recorded now, not once
+				// this goroutine blocks reading the next.
+				runtime.Gosched()
+			}
 		}
 	}()
 	var batch []message
