@@ -262,6 +262,9 @@ func FuzzDecodeOps(f *testing.F) {
 	})[8:])
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1})
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		// The same bytes as a whole segment: damage or a torn end, never a
+		// panic.
+		readSegment(bytes.NewReader(append([]byte(segmentMagic), payload...)))
 		ops, err := decodeOps(payload)
 		if err != nil {
 			return
