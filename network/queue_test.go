@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -303,5 +305,39 @@ func TestUnshownMessageIsShownAfterRestart(t *testing.T) {
 	id = send(t, alice, "bob", "next")
 	if m := waitFor[MessageReceived](t, bob, nil); m.Text != "next" {
 		t.Errorf("a message shown and marked came again: %q", m.Text)
+	}
+}
+
+// A store that can no longer write (here: the log's next segment cannot be
+// created, as on a full or read-only disk) fails each new message with one
+// event naming the file, and keeps what it recorded before.
+func TestStoreFailureIsReported(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	db := openStore(t)
+	alice := startNode(t, tab, "alice", withStore(db))
+	kept := send(t, alice, "bob", "recorded") // bob is down: it waits
+	waitFor(t, alice, func(e MessageQueued) bool { return e.ID == kept })
+
+	if err := os.Mkdir(db.Path()+".wal.000002", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The checkpointer runs once writes pause (so the polling below is
+	// slower than that), and fails to start segment 2; from then on every
+	// write fails.
+	deadline := time.Now().Add(waitTimeout)
+	for db.Apply(store.Reserve{Friend: "carol", Seq: 1}) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the store kept writing")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	id := send(t, alice, "bob", "not recorded")
+	f := waitFor(t, alice, func(e MessageFailed) bool { return e.ID == id })
+	if f.Text != "not recorded" || !strings.Contains(f.Err.Error(), ".wal.000002") {
+		t.Errorf("failure reported as %+v", f)
+	}
+	if st := alice.Peers()[0]; st.Pending != 1 {
+		t.Errorf("%d messages wait, want the one recorded before the failure", st.Pending)
 	}
 }
