@@ -432,7 +432,9 @@ func (p *peer) sync(ctx context.Context, s *sender, t store.Ticket) bool {
 	err := p.node.store.Sync(t)
 	p.mu.Lock()
 	if err == nil {
-		for i := range p.queue {
+		// Tickets grow along the queue: mark from the newest covered back
+		// to the first already durable.
+		for i := len(p.queue) - 1; i >= 0 && !p.queue[i].durable; i-- {
 			if p.queue[i].ticket <= t {
 				p.queue[i].durable = true
 			}
