@@ -55,10 +55,7 @@ func TestQueueDeliveryAndHistorySurviveReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, r := range h {
-		got = append(got, r.Text)
-	}
+	got := texts(h)
 	if strings.Join(got, "|") != "one|two\x00/é|hi" {
 		t.Errorf("history order: %q", got)
 	}
@@ -214,11 +211,16 @@ func TestHistoryKeepsOrderWithinAMillisecond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, r := range h {
-		got = append(got, r.Text)
-	}
-	if strings.Join(got, " ") != "a b one two three" {
+	if got := texts(h); strings.Join(got, " ") != "a b one two three" {
 		t.Errorf("history %q: want each direction in sequence order", got)
 	}
+}
+
+// texts returns the texts of rs, in order.
+func texts(rs []Record) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Text)
+	}
+	return out
 }
