@@ -1169,13 +1169,20 @@ func cpuUsed(tb testing.TB, p *proc) cpuUse {
 // rssMB is VmRSS of p from /proc/PID/status, in MiB.
 func rssMB(tb testing.TB, p *proc) float64 {
 	tb.Helper()
+	return statusMB(tb, p, "VmRSS")
+}
+
+// statusMB is the field key (VmRSS, RssAnon, RssFile...) of p's
+// /proc/PID/status, in MiB.
+func statusMB(tb testing.TB, p *proc, key string) float64 {
+	tb.Helper()
 	path := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(l, key+":"); ok {
 			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
 			if err != nil {
 				tb.Fatalf("%s: %q", path, l)
@@ -1183,7 +1190,7 @@ func rssMB(tb testing.TB, p *proc) float64 {
 			return float64(kb) / 1024
 		}
 	}
-	tb.Fatalf("%s has no VmRSS", path)
+	tb.Fatalf("%s has no %s", path, key)
 	return 0
 }
 

@@ -58,7 +58,8 @@ const (
 //     prints on stderr is read (the last 20 messages; "No messages with
 //     FRIEND yet." for user_3);
 //   - VmRSS at the prompt, and again after the /history commands and a
-//     pause of 200ms.
+//     pause of 200ms, with RssAnon then (VmRSS less mapped files: a
+//     database that maps its file counts the pages it touched in VmRSS).
 //
 // Each instance is stopped with SIGTERM before the next one starts. The
 // first start of each after the messages were sent is reported on its own;
@@ -117,6 +118,8 @@ func BenchmarkHistory(b *testing.B) {
 	b.ReportMetric(receiver.rssMax(), "rss-MB")
 	b.ReportMetric(sender.rssMax(), "sender-rss-MB")
 	b.ReportMetric(empty.rssMax(), "empty-rss-MB")
+	b.ReportMetric(receiver.anonMax(), "rss-anon-MB")
+	b.ReportMetric(empty.anonMax(), "empty-rss-anon-MB")
 	b.ReportMetric(max(rssDelta, laterDelta), "rss-over-empty-MB")
 	b.ReportMetric(receiverMB, "data-dir-MB")
 	b.ReportMetric(fillRate, "fill-msgs/s")
@@ -149,7 +152,9 @@ func BenchmarkHistory(b *testing.B) {
 		figure{"/history FRIEND, max", pair(most, queries), fmtDur(most(empty.queries)), "", "", ""},
 		figure{"RSS at the prompt, largest", mb(receiver.rssMax()) + " / " + mb(sender.rssMax()), mb(empty.rssMax()),
 			over(receiver.rssMax(), sender.rssMax(), empty.rssMax()), fmt.Sprintf("<= +%.0f MB", rssTargetMB), yesNo(rssDelta <= rssTargetMB)},
-		figure{"RSS after /history and " + historyRSSSettle.String() + ", largest", mb(receiver.laterMax()) + " / " + mb(sender.laterMax()), mb(empty.laterMax()),
+		figure{"RSS after /history and " + historyRSSSettle.String() + ", largest (RssAnon)",
+			mb(receiver.laterMax()) + " / " + mb(sender.laterMax()) + fmt.Sprintf(" (%.1f / %.1f)", receiver.anonMax(), sender.anonMax()),
+			mb(empty.laterMax()) + fmt.Sprintf(" (%.1f)", empty.anonMax()),
 			over(receiver.laterMax(), sender.laterMax(), empty.laterMax()), fmt.Sprintf("<= +%.0f MB", rssTargetMB), yesNo(laterDelta <= rssTargetMB)},
 		figure{"data directory (du)", mb(receiverMB) + " / " + mb(senderMB), mb(emptyMB), "", "", ""},
 	)
@@ -190,7 +195,8 @@ type historySubject struct {
 	firstStart time.Duration   // the first start
 	starts     []time.Duration // the starts after it
 	queries    []time.Duration // the /history commands after the first start
-	rss, later []float64       // MiB at the prompt, and after the commands; after the first start
+	rss, later []float64       // VmRSS in MiB at the prompt, and after the commands; after the first start
+	anon       []float64       // RssAnon (the heap, stacks: not mapped files) after the commands
 }
 
 // sample starts s's instance, waits for the greeting, reads its memory,
@@ -206,7 +212,7 @@ func (s *historySubject) sample(b *testing.B, c *chat) {
 		queries = append(queries, s.history(b, p))
 	}
 	time.Sleep(historyRSSSettle)
-	later := rssMB(b, p)
+	later, anon := rssMB(b, p), statusMB(b, p, "RssAnon")
 	stopProc(b, p)
 	if s.firstStart == 0 {
 		s.firstStart = start
@@ -216,6 +222,7 @@ func (s *historySubject) sample(b *testing.B, c *chat) {
 	s.queries = append(s.queries, queries...)
 	s.rss = append(s.rss, rss)
 	s.later = append(s.later, later)
+	s.anon = append(s.anon, anon)
 }
 
 // history types /history FRIEND into p and returns the time until the last
@@ -240,6 +247,7 @@ func (s *historySubject) startP50() time.Duration { return percentile(s.starts, 
 func (s *historySubject) queryP50() time.Duration { return percentile(s.queries, 50) }
 func (s *historySubject) rssMax() float64         { return slices.Max(s.rss) }
 func (s *historySubject) laterMax() float64       { return slices.Max(s.later) }
+func (s *historySubject) anonMax() float64        { return slices.Max(s.anon) }
 
 // waitNoneWaiting types /peers into p until its table says no message to
 // friend is waiting (each has been acknowledged).
