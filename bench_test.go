@@ -900,7 +900,7 @@ func startFriend(ctx context.Context, dir string, i int, hubRow network.Friend) 
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(filepath.Join(dir, "p2pchat.db"))
+	db, err := store.Open(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-func run(args []string) int {
+func run(args []string) (code int) {
 	// P2PCHAT_CPUPROFILE=FILE writes a CPU profile of the whole run, for
 	// the performance work (see README, Performance).
 	if path := os.Getenv("P2PCHAT_CPUPROFILE"); path != "" {
@@ -63,6 +63,7 @@ func run(args []string) int {
 	noColor := fs.Bool("no-color", false, "plain output; NO_COLOR in the environment does the same")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	showID := fs.Bool("id", false, "print NAME's identity (creating it if needed) and exit")
+	check := fs.Bool("check", false, "check NAME's message database with SQLite's integrity check and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: p2pchat [flags] NAME\n\nflags:\n")
 		fs.PrintDefaults()
@@ -103,8 +104,20 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "p2pchat:", err)
 			return exitError
 		}
+		// The database belongs with the identity: created with it, so
+		// that one missing later is known to be lost.
+		if db, err := store.Open(dir); err == nil {
+			db.Close()
+		} else if !errors.Is(err, store.ErrLocked) {
+			fmt.Fprintln(os.Stderr, "p2pchat:", err)
+			return exitError
+		}
 		fmt.Println(id.ID)
 		return exitOK
+	}
+
+	if *check {
+		return checkStore(*dataDir, name)
 	}
 
 	table := network.DefaultTable()
@@ -132,16 +145,34 @@ func run(args []string) int {
 	}
 	// The database first: its lock keeps a second instance off this
 	// directory before it touches anything else.
-	db, err := store.Open(filepath.Join(dir, "p2pchat.db"))
+	hadIdentity := network.HasIdentity(dir)
+	db, err := store.Open(dir)
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		fmt.Fprintf(os.Stderr, "p2pchat: %s is in use by another p2pchat (is %s already running?)\n", dir, name)
 		return exitError
+	case errors.Is(err, store.ErrNoSpace):
+		fmt.Fprintf(os.Stderr, "p2pchat: %v; free some space and start again\n", err)
+		return exitError
+	case errors.Is(err, store.ErrDamaged):
+		fmt.Fprintf(os.Stderr, "p2pchat: %v; refusing to start rather than lose queued messages (p2pchat --check %s tells more; move the file aside to start afresh)\n", err, name)
+		return exitError
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "p2pchat: %v; refusing to start rather than lose queued messages (move the file aside to start afresh)\n", err)
+		fmt.Fprintf(os.Stderr, "p2pchat: %v\n", err)
 		return exitError
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "p2pchat:", err)
+			code = exitError
+		}
+	}()
+	if db.Fresh() && hadIdentity {
+		fmt.Fprintf(os.Stderr, "p2pchat: no message database in %s; starting a new one: messages queued before are gone\n", dir)
+	}
+	if n := db.Upgraded(); n > 0 {
+		fmt.Fprintf(os.Stderr, "p2pchat: moved %d messages from p2pchat 0.1's store into %s; the old files are in %s\n", n, db.Path(), filepath.Join(dir, "old-store"))
+	}
 	logFile, err := openLog(filepath.Join(dir, "p2pchat.log"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
@@ -174,17 +205,16 @@ func run(args []string) int {
 		Logger:      logger,
 	})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "p2pchat: %v (is p2pchat %s already running?)\n", err, name)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			fmt.Fprintf(os.Stderr, "p2pchat: %v (is p2pchat %s already running?)\n", err, name)
+		} else {
+			fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		}
 		return exitError
 	}
 	defer node.Close()
 
-	var friends []string
-	for _, n := range table.Names() {
-		if n != name {
-			friends = append(friends, n)
-		}
-	}
+	friends := node.Friends()
 	terminal := shell.IsTerminal()
 	sh, err := shell.New(shell.Config{
 		Name:        name,
@@ -206,6 +236,31 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
 		return exitError
 	}
+	node.Close()
+	if err := db.LastErr(); err != nil {
+		fmt.Fprintf(os.Stderr, "p2pchat: the last write to the message database failed: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// checkStore runs SQLite's integrity check on NAME's message database.
+func checkStore(dataDir, name string) int {
+	dir, err := openDataDir(dataDir, name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		return exitError
+	}
+	found, err := store.Check(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2pchat:", err)
+		return exitError
+	}
+	if found != "ok" {
+		fmt.Printf("%s is damaged; SQLite's integrity check found:\n%s\n", filepath.Join(dir, store.FileName), found)
+		return exitError
+	}
+	fmt.Printf("%s: ok\n", filepath.Join(dir, store.FileName))
 	return exitOK
 }
 

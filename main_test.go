@@ -1101,7 +1101,7 @@ func TestDataDirGuards(t *testing.T) {
 	}
 
 	dir := c.dirs["user_2"]
-	db := filepath.Join(dir, "p2pchat.db")
+	db := filepath.Join(dir, "p2pchat.sqlite")
 	garbage := []byte(strings.Repeat("this is not a database\n", 500))
 	if err := os.WriteFile(db, garbage, 0o600); err != nil {
 		t.Fatal(err)
@@ -1111,7 +1111,7 @@ func TestDataDirGuards(t *testing.T) {
 		t.Errorf("damaged database: status %d, want 1", code)
 	}
 	errs := p.stderr.snapshot()
-	if len(errs) != 1 || !strings.Contains(errs[0], db) || !strings.Contains(errs[0], "corrupt or unreadable") || !strings.Contains(errs[0], "refusing to start") {
+	if len(errs) != 1 || !strings.Contains(errs[0], db) || !strings.Contains(errs[0], "damaged") || !strings.Contains(errs[0], "refusing to start") {
 		t.Errorf("damaged database, stderr:\n%s", quoteLines(errs))
 	}
 	if got, _ := os.ReadFile(db); string(got) != string(garbage) {

@@ -8,21 +8,23 @@ import (
 
 // Event is something that happened on the network, for the shell to show.
 // It is one of MessageReceived, MessageDelivered, MessageQueued,
-// MessageFailed, PeerUp, PeerDown, ConnRefused and IdentityPinned.
+// MessageFailed, PeerUp, PeerDown, ConnRefused, IdentityPinned,
+// StoreFailed and StoreRecovered.
 type Event interface{ event() }
 
 // MessageReceived: a friend sent us a message.
 type MessageReceived struct {
 	From string
-	ID   uint64
+	Seq  uint64    // the sender's sequence number, in its stream
 	Sent time.Time // the sender's clock
-	Text string    // as received: may hold any bytes, control characters included
+	Text string    // as received: may hold any characters, control characters included
+	row  int64     // its row in the store, for MarkShown
 }
 
 // MessageDelivered: the friend acknowledged a message we sent.
 type MessageDelivered struct {
 	To        string
-	ID        uint64
+	Seq       uint64
 	Text      string
 	Sent      time.Time // when the person sent it
 	WasQueued bool      // a MessageQueued was reported for it
@@ -33,19 +35,34 @@ type MessageDelivered struct {
 // that friend, this one included; Err says why the friend is unreachable.
 type MessageQueued struct {
 	To      string
-	ID      uint64
+	Seq     uint64
 	Text    string
 	Waiting int
 	Err     error
 }
 
-// MessageFailed: a message could not be recorded, so it was not sent.
+// MessageFailed: the store could not record a message, so it is not kept
+// and will not be sent again. Written says it had already gone out on a
+// connection (it goes out while it is being recorded), so the friend may
+// have it; while the store keeps failing, nothing goes out before it is
+// recorded.
 type MessageFailed struct {
-	To   string
-	ID   uint64
-	Text string
-	Err  error
+	To      string
+	Seq     uint64
+	Text    string
+	Err     error
+	Written bool
 }
+
+// StoreFailed: the store could not record messages received; they are not
+// acknowledged, so their senders keep them and send them again. It is
+// reported once, until StoreRecovered.
+type StoreFailed struct {
+	Err error
+}
+
+// StoreRecovered: the store records again after a StoreFailed.
+type StoreRecovered struct{}
 
 // PeerUp: a connection with a friend is established. Outbound connections
 // are the ones we dialled to send; inbound ones were dialled by the friend.
@@ -91,6 +108,8 @@ func (PeerUp) event()           {}
 func (PeerDown) event()         {}
 func (ConnRefused) event()      {}
 func (IdentityPinned) event()   {}
+func (StoreFailed) event()      {}
+func (StoreRecovered) event()   {}
 
 // Errors carried by events and returned by Send.
 var (
@@ -103,7 +122,23 @@ var (
 	// ErrNoAck means a friend did not acknowledge a message in time and the
 	// connection was given up as dead (the message is sent again).
 	ErrNoAck = errors.New("no acknowledgement")
+	// ErrUpgrade means the friend's p2pchat speaks another version of the
+	// protocol: one of the two must upgrade.
+	ErrUpgrade = errors.New("different p2pchat versions: upgrade")
 )
+
+// ListenError means the node could not listen on its address.
+type ListenError struct {
+	Name string
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("cannot listen on %s as %s: %s", e.Addr, e.Name, reason(e.Err))
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
 
 // ReachError is the reason a message could not be handed to a friend.
 type ReachError struct {

@@ -8,10 +8,14 @@ import (
 	"io"
 	"time"
 	"unicode/utf8"
+
+	"p2pchat/network/store"
 )
 
 // ProtocolVersion is the version this package speaks, sent in every hello.
-const ProtocolVersion = 1
+// Version 1 numbered messages per pair of friends, from 1 for ever; 2
+// identifies them by the sender's stream (see Delivery).
+const ProtocolVersion = 2
 
 // Limits of the wire protocol. A frame over MaxFrameSize is refused before
 // its body is read or allocated.
@@ -59,15 +63,33 @@ type welcome struct {
 	Name    string
 }
 
+// streamID is a sender's stream: 16 random bytes, new at every start.
+type streamID = store.StreamID
+
 type message struct {
-	ID   uint64
-	Sent time.Time // sender's clock, millisecond precision
-	Text string
+	Stream streamID
+	Seq    uint64    // from 1 within the stream
+	Low    uint64    // every message of the stream up to Low was acknowledged
+	Sent   time.Time // sender's clock, millisecond precision
+	Text   string
 }
 
 type ack struct {
-	ID uint64
+	Stream streamID
+	Seq    uint64
 }
+
+// messageHeader is the size of a message frame's payload before the text;
+// ackSize is an ack frame's payload.
+const (
+	messageHeader = 16 + 8 + 8 + 8
+	ackSize       = 16 + 8
+)
+
+// maxSeqJump is how far past the last sequence number seen in a stream a
+// message may be: numbers go up by one, so a larger jump is malformed, and
+// no arithmetic on them can come near wrapping.
+const maxSeqJump = 1 << 32
 
 type refuse struct {
 	Reason string
@@ -91,13 +113,16 @@ func (f welcome) appendPayload(b []byte) []byte {
 }
 
 func (f message) appendPayload(b []byte) []byte {
-	b = binary.BigEndian.AppendUint64(b, f.ID)
+	b = append(b, f.Stream[:]...)
+	b = binary.BigEndian.AppendUint64(b, f.Seq)
+	b = binary.BigEndian.AppendUint64(b, f.Low)
 	b = binary.BigEndian.AppendUint64(b, uint64(f.Sent.UnixMilli()))
 	return append(b, f.Text...)
 }
 
 func (f ack) appendPayload(b []byte) []byte {
-	return binary.BigEndian.AppendUint64(b, f.ID)
+	b = append(b, f.Stream[:]...)
+	return binary.BigEndian.AppendUint64(b, f.Seq)
 }
 
 func (f refuse) appendPayload(b []byte) []byte {
@@ -174,23 +199,33 @@ func decodeFrame(typ byte, p []byte) (frame, error) {
 		}
 		return welcome{Version: p[0], Name: name}, nil
 	case frameMessage:
-		if len(p) < 16 {
+		if len(p) < messageHeader {
 			return nil, bad("short message")
 		}
-		text := string(p[16:])
-		if err := checkText(text); err != nil {
+		m := message{
+			Seq:  binary.BigEndian.Uint64(p[16:]),
+			Low:  binary.BigEndian.Uint64(p[24:]),
+			Sent: time.UnixMilli(int64(binary.BigEndian.Uint64(p[32:]))),
+			Text: string(p[messageHeader:]),
+		}
+		copy(m.Stream[:], p)
+		switch {
+		case m.Stream == streamID{}:
+			return nil, bad("message without a stream")
+		case m.Seq == 0 || m.Low >= m.Seq:
+			return nil, bad("message %d with low-water mark %d", m.Seq, m.Low)
+		}
+		if err := checkText(m.Text); err != nil {
 			return nil, bad("message: %v", err)
 		}
-		return message{
-			ID:   binary.BigEndian.Uint64(p),
-			Sent: time.UnixMilli(int64(binary.BigEndian.Uint64(p[8:]))),
-			Text: text,
-		}, nil
+		return m, nil
 	case frameAck:
-		if len(p) != 8 {
+		if len(p) != ackSize {
 			return nil, bad("ack of %d bytes", len(p))
 		}
-		return ack{ID: binary.BigEndian.Uint64(p)}, nil
+		a := ack{Seq: binary.BigEndian.Uint64(p[16:])}
+		copy(a.Stream[:], p)
+		return a, nil
 	case frameRefuse:
 		if len(p) > maxReasonBytes {
 			return nil, bad("refuse reason of %d bytes", len(p))
@@ -205,6 +240,8 @@ func decodeFrame(typ byte, p []byte) (frame, error) {
 var (
 	// ErrEmptyMessage means a message has no text.
 	ErrEmptyMessage = errors.New("empty message: write something after the '/'")
+	// ErrNotUTF8 means a message's text is not valid UTF-8.
+	ErrNotUTF8 = errors.New("message is not valid UTF-8")
 	// ErrMessageTooLong means a message is over MaxMessageRunes characters.
 	ErrMessageTooLong = fmt.Errorf("message too long: at most %d characters", MaxMessageRunes)
 )
@@ -213,6 +250,9 @@ var (
 func checkText(text string) error {
 	if text == "" {
 		return ErrEmptyMessage
+	}
+	if !utf8.ValidString(text) {
+		return ErrNotUTF8
 	}
 	if len(text) > MaxMessageBytes {
 		return fmt.Errorf("%w (this one has %d)", ErrMessageTooLong, utf8.RuneCountInString(text))

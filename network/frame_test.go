@@ -11,12 +11,15 @@ import (
 	"time"
 )
 
+// testStream is a stream ID for tests.
+var testStream = streamID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+
 var sampleFrames = []frame{
 	hello{Version: ProtocolVersion, Name: "user_1"},
 	welcome{Version: ProtocolVersion, Name: "user_2"},
-	message{ID: 1, Sent: time.UnixMilli(1700000000123), Text: "hi"},
-	message{ID: 1<<64 - 1, Sent: time.UnixMilli(0), Text: "tab\t/slash/ \x1b[2J é 日本 " + strings.Repeat("x", 100)},
-	ack{ID: 42},
+	message{Stream: testStream, Seq: 1, Sent: time.UnixMilli(1700000000123), Text: "hi"},
+	message{Stream: testStream, Seq: 1<<64 - 1, Low: 1<<64 - 2, Sent: time.UnixMilli(0), Text: "tab\t/slash/ \x1b[2J é 日本 " + strings.Repeat("x", 100)},
+	ack{Stream: testStream, Seq: 42},
 	refuse{Reason: "no"},
 	refuse{},
 }
@@ -53,6 +56,10 @@ func TestReadFrameRefuses(t *testing.T) {
 		{"unknown type", []byte{0, 0, 0, 1, 77}, ErrBadFrame},
 		{"short ack", []byte{0, 0, 0, 3, frameAck, 1, 2}, ErrBadFrame},
 		{"short message", []byte{0, 0, 0, 4, frameMessage, 1, 2, 3}, ErrBadFrame},
+		{"message without a stream", appendFrame(nil, message{Seq: 1, Text: "x"}), ErrBadFrame},
+		{"message numbered 0", appendFrame(nil, message{Stream: testStream, Text: "x"}), ErrBadFrame},
+		{"low-water mark at the message", appendFrame(nil, message{Stream: testStream, Seq: 3, Low: 3, Text: "x"}), ErrBadFrame},
+		{"invalid UTF-8", appendFrame(nil, message{Stream: testStream, Seq: 1, Text: "a\xffb"}), ErrBadFrame},
 		{"hello without name", []byte{0, 0, 0, 6, frameHello, 'p', '2', 'p', 'c', 1}, ErrBadFrame},
 		{"hello bad name", append([]byte{0, 0, 0, 9, frameHello, 'p', '2', 'p', 'c', 1}, "a/b"...), ErrBadFrame},
 		{"truncated body", []byte{0, 0, 0, 9, frameAck, 1}, io.ErrUnexpectedEOF},

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +43,7 @@ const fuzzWithin = 5 * time.Second
 func FuzzAuthenticatedConn(f *testing.F) {
 	tab := testTable(f, "alice", "bob", "carol") // carol never runs
 	alice := newIdentity(f, "alice")
-	db, err := store.Open(filepath.Join(f.TempDir(), "p2pchat.db"))
+	db, err := store.Open(f.TempDir())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -71,7 +70,7 @@ func FuzzAuthenticatedConn(f *testing.F) {
 	})
 
 	helloAlice := frames(hello{Version: ProtocolVersion, Name: "alice"})
-	msg := frames(message{ID: 7, Sent: time.UnixMilli(1700000000123), Text: "hi bob"})
+	msg := frames(message{Stream: testStream, Seq: 7, Sent: time.UnixMilli(1700000000123), Text: "hi bob"})
 	seed := func(mode byte, parts ...[]byte) {
 		f.Add(append([]byte{mode}, bytes.Join(parts, nil)...))
 	}
@@ -81,17 +80,17 @@ func FuzzAuthenticatedConn(f *testing.F) {
 	}
 	seed(fuzzAfterHello)
 	seed(fuzzAfterHello, msg)
-	seed(fuzzAfterHello, msg, msg, frames(message{ID: 8, Text: "é日本\x1b[2J"}))
+	seed(fuzzAfterHello, msg, msg, frames(message{Stream: testStream, Seq: 8, Text: "é日本\x1b[2J"}))
 	seed(fuzzNoHello, helloAlice, msg)
-	seed(fuzzAfterHello, msg[:len(msg)-3])                                                     // truncated
-	seed(fuzzAfterHello, []byte{0x7f, 0, 0, 0, frameMessage})                                  // announces ~2 GB
-	seed(fuzzNoHello, []byte{0, 0, 0x08, 0x01, frameHello})                                    // just over the limit
-	seed(fuzzAfterHello, []byte{0, 0, 0, 0})                                                   // empty frame
-	seed(fuzzAfterHello, frames(message{ID: 1, Text: strings.Repeat("日", MaxMessageRunes+1)})) // too long
-	seed(fuzzAfterHello, helloAlice)                                                           // a second hello
-	seed(fuzzNoHello, frames(hello{Version: ProtocolVersion, Name: "carol"}))                  // not the certificate's name
+	seed(fuzzAfterHello, msg[:len(msg)-3])                                                                          // truncated
+	seed(fuzzAfterHello, []byte{0x7f, 0, 0, 0, frameMessage})                                                       // announces ~2 GB
+	seed(fuzzNoHello, []byte{0, 0, 0x08, 0x01, frameHello})                                                         // just over the limit
+	seed(fuzzAfterHello, []byte{0, 0, 0, 0})                                                                        // empty frame
+	seed(fuzzAfterHello, frames(message{Stream: testStream, Seq: 1, Text: strings.Repeat("日", MaxMessageRunes+1)})) // too long
+	seed(fuzzAfterHello, helloAlice)                                                                                // a second hello
+	seed(fuzzNoHello, frames(hello{Version: ProtocolVersion, Name: "carol"}))                                       // not the certificate's name
 	seed(fuzzNoHello, frames(hello{Version: ProtocolVersion, Name: "bob"}))
-	seed(fuzzNoHello, frames(hello{Version: 2, Name: "alice"}))
+	seed(fuzzNoHello, frames(hello{Version: 1, Name: "alice"}))
 	seed(fuzzAfterHello, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	seed(fuzzNoHello, []byte{0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5})
 

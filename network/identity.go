@@ -168,3 +168,9 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// HasIdentity reports whether dir holds an identity already.
+func HasIdentity(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, identityKeyFile))
+	return err == nil
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"p2pchat/network/store"
@@ -85,6 +86,8 @@ type Node struct {
 
 	mu      sync.Mutex
 	inbound map[string]int // friend name -> open inbound connections
+
+	storeDown atomic.Bool // the store's last write failed, and StoreFailed was emitted
 }
 
 // Start listens on the address of cfg.Name in cfg.Table and serves until ctx
@@ -145,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", self.Addr())
 	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s as %s: %s", self.Addr(), self.Name, reason(err))
+		return nil, &ListenError{Name: self.Name, Addr: self.Addr(), Err: err}
 	}
 	n.ln = ln
 	n.ctx, n.cancel = context.WithCancel(ctx)
@@ -185,7 +188,7 @@ func (n *Node) Close() error {
 		n.cancel()
 		n.wg.Wait()
 		for _, p := range n.peers {
-			p.release()
+			p.stop()
 		}
 		close(n.events)
 		n.log.Info("stopped")
@@ -386,7 +389,7 @@ func (n *Node) handshake(ctx context.Context, conn *tls.Conn, br *bufio.Reader, 
 		return h.Name, id, err
 	}
 	if h.Version != ProtocolVersion {
-		return refuseWith(fmt.Errorf("unsupported protocol version %d (this peer speaks %d)", h.Version, ProtocolVersion))
+		return refuseWith(fmt.Errorf("%w: protocol version %d is not spoken here (%s runs a p2pchat that speaks %d)", ErrUpgrade, h.Version, n.self.Name, ProtocolVersion))
 	}
 	if h.Name == n.self.Name {
 		return refuseWith(fmt.Errorf("hello claims to be %s, which is this instance", h.Name))
@@ -482,7 +485,7 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 		}
 		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		for _, m := range batch {
-			if err := writeFrame(bw, ack{ID: m.ID}); err != nil {
+			if err := writeFrame(bw, ack{Stream: m.Stream, Seq: m.Seq}); err != nil {
 				return err
 			}
 		}
@@ -493,9 +496,10 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 }
 
 // receive records and hands on the messages of batch that are new, in
-// order. A message whose sequence number is not above the last one received
-// from this friend is a duplicate (a retry after a lost ack) and is only
-// acknowledged. Connections from the same friend take turns here.
+// order. A message is new if its sequence number is above the last one
+// received in its stream; one at or below is a duplicate (a retry after a
+// lost ack) and is only acknowledged. One that jumps more than maxSeqJump
+// past it is malformed. Connections from the same friend take turns here.
 func (p *peer) receive(ctx context.Context, batch []message) error {
 	select {
 	case <-p.replayed:
@@ -504,32 +508,38 @@ func (p *peer) receive(ctx context.Context, batch []message) error {
 	}
 	p.recvMu.Lock()
 	defer p.recvMu.Unlock()
-	last := p.lastIn
-	var fresh []message
-	var ops []store.Op
-	now := time.Now()
+	var fresh []store.In
+	seen := make(map[streamID]uint64)
 	for _, m := range batch {
-		if m.ID <= last {
+		last, ok := seen[m.Stream]
+		if !ok {
+			var err error
+			if last, err = p.received(m.Stream); err != nil {
+				return err
+			}
+		}
+		if m.Seq <= last {
 			continue
 		}
-		if m.ID != last+1 {
-			// Normal after the friend restarts: numbers it reserved and
-			// never used are skipped (see store.Reserve).
-			p.log.Info("sequence numbers skipped", "after", last, "got", m.ID)
+		if m.Seq-last > maxSeqJump {
+			return fmt.Errorf("%w: message %d in a stream at %d", ErrBadFrame, m.Seq, last)
 		}
-		last = m.ID
-		fresh = append(fresh, m)
-		ops = append(ops, store.AppendIn{Friend: p.friend.Name, Seq: m.ID, Text: m.Text, Sent: m.Sent, At: now})
+		seen[m.Stream] = m.Seq
+		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Text: m.Text, Sent: m.Sent})
 	}
 	if len(fresh) == 0 {
 		return nil
 	}
-	if err := p.node.store.Apply(ops...); err != nil {
+	if err := p.node.store.AddIn(p.friend.Name, fresh).Wait(); err != nil {
+		p.node.storeFailed(ctx, err)
 		return err // not acknowledged: the friend sends it again
 	}
-	p.lastIn = last
+	p.node.storeWorked(ctx)
+	for s, seq := range seen {
+		p.lastIn[s] = seq
+	}
 	for _, m := range fresh {
-		if !p.node.emit(ctx, MessageReceived{From: p.friend.Name, ID: m.ID, Sent: m.Sent, Text: m.Text}) {
+		if !p.node.emit(ctx, MessageReceived{From: p.friend.Name, Seq: m.Seq, Sent: m.Sent, Text: m.Text, row: m.Row}) {
 			return ctx.Err()
 		}
 	}
@@ -539,23 +549,74 @@ func (p *peer) receive(ctx context.Context, batch []message) error {
 	return nil
 }
 
-// MarkShown records that the message id from friend, and those before it,
+// received returns the last sequence number received in stream, from
+// memory or the store. recvMu is held.
+func (p *peer) received(stream streamID) (uint64, error) {
+	if last, ok := p.lastIn[stream]; ok {
+		return last, nil
+	}
+	last, err := p.node.store.Received(p.friend.Name, stream)
+	if err == nil {
+		p.lastIn[stream] = last
+	}
+	return last, err
+}
+
+// MarkShown records that m, and the messages from its sender before it,
 // have been shown to the person. The shell calls it right after showing a
 // MessageReceived; a message received but never marked shown (the process
 // died in between) is reported again at the next start.
-func (n *Node) MarkShown(from string, id uint64) {
-	if err := n.store.MarkShown(from, id); err != nil {
-		n.log.Error("cannot record a message as shown", "peer", from, "err", err)
+func (n *Node) MarkShown(m MessageReceived) {
+	if m.row == 0 {
+		return
+	}
+	if err := n.store.MarkShown(m.From, m.row); err != nil {
+		n.log.Error("cannot record a message as shown", "peer", m.From, "err", err)
 	}
 }
 
 // History returns the last n messages exchanged with friend, both ways,
-// oldest first, from the store.
-func (n *Node) History(friend string, max int) ([]store.Record, error) {
+// oldest first, in the order they were recorded here.
+func (n *Node) History(friend string, max int) ([]HistoryEntry, error) {
 	if _, ok := n.peers[friend]; !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownFriend, friend)
 	}
-	return n.store.History(friend, max)
+	ms, err := n.store.History(friend, max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HistoryEntry, len(ms))
+	for i, m := range ms {
+		out[i] = HistoryEntry{Outgoing: m.Outgoing, Text: m.Text, Sent: m.Sent, At: m.At, Delivered: m.Outgoing && m.Done}
+	}
+	return out, nil
+}
+
+// HistoryEntry is one message of the history with a friend.
+type HistoryEntry struct {
+	Outgoing  bool      // sent by us
+	Text      string    // as sent: may hold any characters
+	Sent      time.Time // the sender's clock when it was written
+	At        time.Time // when it was recorded here
+	Delivered bool      // sent: the friend acknowledged it
+}
+
+// storeFailed reports that the store failed a write, once until it works
+// again.
+func (n *Node) storeFailed(ctx context.Context, err error) {
+	if n.storeDown.Swap(true) {
+		return
+	}
+	n.log.Error("the message database failed a write", "err", err)
+	n.emit(ctx, StoreFailed{Err: err})
+}
+
+// storeWorked reports that the store writes again, if it had failed.
+func (n *Node) storeWorked(ctx context.Context) {
+	if n.storeDown.Swap(false) {
+		n.log.Info("the message database writes again")
+		n.emit(ctx, StoreRecovered{})
+	}
 }
 
 // handshakeError is a failed TLS handshake on an inbound connection.
@@ -577,4 +638,16 @@ func (e *handshakeError) Unwrap() error      { return e.err }
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Friends returns the names of everyone this node can write to, in table
+// order.
+func (n *Node) Friends() []string {
+	var out []string
+	for _, f := range n.cfg.Table.Friends() {
+		if _, ok := n.peers[f.Name]; ok {
+			out = append(out, f.Name)
+		}
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"path/filepath"
 
 	"errors"
 	"fmt"
@@ -90,7 +89,7 @@ func startNode(t *testing.T, tab *Table, name string, tweak ...func(*Config)) *N
 // openStore opens a fresh store, closed when the test ends.
 func openStore(t *testing.T) *store.DB {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "p2pchat.db"))
+	db, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +130,7 @@ func waitFor[E Event](t *testing.T, n *Node, ok func(E) bool) E {
 				t.Fatalf("%s: events closed while waiting for %T", n.Name(), zero)
 			}
 			if m, is := ev.(MessageReceived); is {
-				n.MarkShown(m.From, m.ID) // as the shell does once it has shown it
+				n.MarkShown(m) // as the shell does once it has shown it
 			}
 			if e, is := ev.(E); is && (ok == nil || ok(e)) {
 				return e
@@ -163,14 +162,14 @@ func TestTwoNodesExchangeMessages(t *testing.T) {
 	for _, text := range []string{"hi bob", "tab\there/slash/é/日本", strings.Repeat("ü", MaxMessageRunes)} {
 		id := send(t, alice, "bob", text)
 		got := waitFor[MessageReceived](t, bob, nil)
-		if got.From != "alice" || got.Text != text || got.ID != id {
+		if got.From != "alice" || got.Text != text || got.Seq != id {
 			t.Errorf("bob got %+v, want from alice id %d text %q", got, id, text)
 		}
-		waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id && e.To == "bob" })
+		waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id && e.To == "bob" })
 	}
 	id := send(t, bob, "alice", "hi alice")
 	got := waitFor[MessageReceived](t, alice, nil)
-	if got.From != "bob" || got.Text != "hi alice" || got.ID != id {
+	if got.From != "bob" || got.Text != "hi alice" || got.Seq != id {
 		t.Errorf("alice got %+v", got)
 	}
 }
@@ -235,7 +234,7 @@ func TestIdleConnectionClosesAndNextMessageRedials(t *testing.T) {
 	for round := range 3 {
 		id := send(t, alice, "bob", fmt.Sprintf("round %d", round))
 		waitFor(t, alice, func(e PeerUp) bool { return e.Name == "bob" && !e.Inbound })
-		waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+		waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
 		if st := alice.Peers()[0]; !st.Connected {
 			t.Fatalf("round %d: after delivery, alice's status of bob = %+v, want connected", round, st)
 		}
@@ -259,8 +258,8 @@ func TestUnreachableFriend(t *testing.T) {
 	f := waitFor[MessageQueued](t, alice, nil)
 	bob, _ := tab.Lookup("bob")
 	want := fmt.Sprintf("cannot reach bob at %s: connection refused", bob.Addr())
-	if f.ID != id || f.Err.Error() != want || f.Waiting != 1 {
-		t.Errorf("got %v (id %d, %d waiting), want %q (id %d, 1 waiting)", f.Err, f.ID, f.Waiting, want, id)
+	if f.Seq != id || f.Err.Error() != want || f.Waiting != 1 {
+		t.Errorf("got %v (id %d, %d waiting), want %q (id %d, 1 waiting)", f.Err, f.Seq, f.Waiting, want, id)
 	}
 	var re *ReachError
 	if !errors.As(f.Err, &re) {
@@ -390,12 +389,12 @@ func TestHostileConnectionsAreCutOffWhileFriendsGetThrough(t *testing.T) {
 		{"bad magic", aliceID, frames(refuse{Reason: "p2pc"}), "expected a hello", ""},
 		{"truncated hello", aliceID, []byte{0, 0, 0, 3, frameHello, 'p', '2'}, "not a p2pchat hello", ""},
 		{"claims to be the server", aliceID, frames(hello{Version: ProtocolVersion, Name: "bob"}), "which is this instance", "bob"},
-		{"future version", aliceID, frames(hello{Version: 9, Name: "alice"}), "unsupported protocol version 9", "alice"},
-		{"message before hello", aliceID, frames(message{ID: 1, Text: "x"}), "expected a hello", ""},
+		{"future version", aliceID, frames(hello{Version: 9, Name: "alice"}), "protocol version 9 is not spoken here", "alice"},
+		{"message before hello", aliceID, frames(message{Stream: testStream, Seq: 1, Text: "x"}), "expected a hello", ""},
 		{"garbage after welcome", aliceID, append(helloAlice, 0, 0, 0, 1, 99), "unknown frame type 99", "alice"},
 		{"oversized after welcome", aliceID, append(helloAlice, oversized[:]...), "frame too large", "alice"},
-		{"too long message", aliceID, append(helloAlice, frames(message{ID: 1, Text: strings.Repeat("x", MaxMessageRunes+1)})...), "message too long", "alice"},
-		{"empty message", aliceID, append(helloAlice, frames(message{ID: 1})...), "empty message", "alice"},
+		{"too long message", aliceID, append(helloAlice, frames(message{Stream: testStream, Seq: 1, Text: strings.Repeat("x", MaxMessageRunes+1)})...), "message too long", "alice"},
+		{"empty message", aliceID, append(helloAlice, frames(message{Stream: testStream, Seq: 1})...), "empty message", "alice"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -422,7 +421,7 @@ func TestHostileConnectionsAreCutOffWhileFriendsGetThrough(t *testing.T) {
 			if m.Text != "still there after "+tc.name {
 				t.Errorf("bob received %q", m.Text)
 			}
-			waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+			waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,19 +19,21 @@ import (
 
 // outgoing is a message on its way to a friend.
 type outgoing struct {
+	row      int64 // its row in the store
+	stream   streamID
 	seq      uint64
 	text     string
 	created  time.Time
-	ticket   store.Ticket // its append to the store
-	durable  bool         // the append is synced
-	reported bool         // a MessageQueued event was emitted for it
+	record   *store.Pending // its write to the store
+	durable  bool           // the write is done
+	reported bool           // a MessageQueued event was emitted for it
 }
 
 // Backoff between attempts to reach a friend who cannot be reached: from
 // retryMin, doubling to retryMax, each wait randomised by ±retryJitter.
 const (
 	retryMin    = 250 * time.Millisecond
-	retryMax    = 30 * time.Second
+	retryMax    = 10 * time.Second
 	retryJitter = 0.2
 	// sendNudge is the shortest time between two attempts made because the
 	// person sent a new message while the friend was offline.
@@ -40,9 +43,6 @@ const (
 	maxInFlight = 1 << 16
 	// writeChunk is how many messages go out under one write deadline.
 	writeChunk = 1024
-	// reserveBlock is how many sequence numbers are reserved at a time
-	// (see store.Reserve); a new block is reserved when half is used.
-	reserveBlock = 4096
 )
 
 // peer owns everything outbound to one friend: the durable queue, the
@@ -57,20 +57,17 @@ type peer struct {
 	wake   chan struct{} // something changed: look again
 
 	mu         sync.Mutex
-	queue      []outgoing   // sent by the person, not yet acknowledged, by seq
-	nextSeq    uint64       // last sequence number assigned
-	reserved   uint64       // sequence numbers up to this are reserved...
-	reservedAt store.Ticket // ...by this append
-	safeSeq    uint64       // and up to this, durably
-	closed     bool         // the node stopped: see release
+	queue      []outgoing          // sent by the person, not yet acknowledged, in order
+	low        map[streamID]uint64 // per stream, everything up to this was acknowledged
+	closed     bool                // the node stopped
 	connected  bool
 	lastActive time.Time
 	offline    bool // the last attempt to reach the friend failed
 	kicked     bool // the friend connected to us: try again at once
 
 	recvMu   sync.Mutex
-	lastIn   uint64        // highest sequence number received from the friend
-	replayed chan struct{} // closed once replay is done; receive waits for it
+	lastIn   map[streamID]uint64 // highest sequence number received, per stream seen this run
+	replayed chan struct{}       // closed once replay is done; receive waits for it
 }
 
 func newPeer(n *Node, f Friend) (*peer, error) {
@@ -79,21 +76,11 @@ func newPeer(n *Node, f Friend) (*peer, error) {
 		friend: f,
 		log:    n.log.With("peer", f.Name, "addr", f.Addr()),
 		wake:   make(chan struct{}, 1),
+		low:    make(map[streamID]uint64),
+		lastIn: make(map[streamID]uint64),
 
 		replayed: make(chan struct{}),
 	}
-	out, in, err := n.store.LastSeq(f.Name)
-	if err != nil {
-		return nil, err
-	}
-	reserved, err := n.store.Reserved(f.Name)
-	if err != nil {
-		return nil, err
-	}
-	// A number reserved but never recorded went out, or might have, in a
-	// run that ended before recording it: it is not used again.
-	p.nextSeq, p.lastIn = max(out, reserved), in
-	p.reserved, p.safeSeq = p.nextSeq, p.nextSeq
 	queued, err := n.store.Queue(f.Name)
 	if err != nil {
 		return nil, err
@@ -101,7 +88,10 @@ func newPeer(n *Node, f Friend) (*peer, error) {
 	for _, r := range queued {
 		// Waiting since an earlier run: the person was told then, and hears
 		// of the delivery when it comes.
-		p.queue = append(p.queue, outgoing{seq: r.Seq, text: r.Text, created: r.Sent, durable: true, reported: true})
+		p.queue = append(p.queue, outgoing{row: r.Row, stream: r.Stream, seq: r.Seq, text: r.Text, created: r.Sent, durable: true, reported: true})
+		if _, ok := p.low[r.Stream]; !ok {
+			p.low[r.Stream] = r.Seq - 1
+		}
 	}
 	if len(p.queue) > 0 {
 		p.poke()
@@ -116,9 +106,10 @@ func (p *peer) poke() {
 	}
 }
 
-// send queues text for the friend and appends it to the store; the peer
-// goroutine puts it on the wire at once and syncs the store while the
-// friend receives it. It returns the message's sequence number.
+// send queues text for the friend under the next sequence number of this
+// run's stream, and hands it to the store; the peer goroutine puts it on
+// the wire at once and waits for the store while the friend receives it.
+// It returns the sequence number.
 func (p *peer) send(text string) (uint64, error) {
 	now := time.Now()
 	p.mu.Lock()
@@ -126,32 +117,17 @@ func (p *peer) send(text string) (uint64, error) {
 	if p.closed {
 		return 0, net.ErrClosed
 	}
-	p.nextSeq++
-	seq := p.nextSeq
-	ops := []store.Op{store.AppendOut{Friend: p.friend.Name, Seq: seq, Text: text, Sent: now}}
-	if seq+reserveBlock/2 > p.reserved {
-		p.reserved = seq + reserveBlock
-		ops = append(ops, store.Reserve{Friend: p.friend.Name, Seq: p.reserved})
-	}
-	t := p.node.store.Append(ops...)
-	if p.reserved == seq+reserveBlock {
-		p.reservedAt = t
-	}
-	p.queue = append(p.queue, outgoing{seq: seq, text: text, created: now, ticket: t})
+	out, rec := p.node.store.AddOut(p.friend.Name, text, now)
+	p.queue = append(p.queue, outgoing{row: out.Row, stream: out.Stream, seq: out.Seq, text: text, created: now, record: rec})
 	p.poke()
-	return seq, nil
+	return out.Seq, nil
 }
 
-// release gives back the sequence numbers reserved and not used, once the
-// peer goroutine has returned: after a clean shutdown numbers continue
-// where they stopped, and only a crash leaves a gap.
-func (p *peer) release() {
+// stop makes later sends fail, once the peer goroutine has returned.
+func (p *peer) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	if p.reserved > p.nextSeq && p.nextSeq > 0 {
-		p.node.store.Append(store.Reserve{Friend: p.friend.Name, Seq: p.nextSeq})
-	}
 }
 
 // replay hands on again what was received from the friend and recorded,
@@ -165,7 +141,7 @@ func (p *peer) replay(ctx context.Context) {
 		return
 	}
 	for _, r := range recs {
-		if !p.node.emit(ctx, MessageReceived{From: p.friend.Name, ID: r.Seq, Sent: r.Sent, Text: r.Text}) {
+		if !p.node.emit(ctx, MessageReceived{From: p.friend.Name, Seq: r.Seq, Sent: r.Sent, Text: r.Text, row: r.Row}) {
 			return
 		}
 	}
@@ -205,6 +181,7 @@ func (p *peer) touch() {
 
 // sender is the state of run: the connection and what was written on it.
 type sender struct {
+	fails    int         // attempts in a row that failed to reach the friend
 	lastErr  error       // why the friend could not be reached, last time
 	c        *clientConn // nil when not connected
 	sent     int         // p.queue[:sent] is written on c, awaiting acks
@@ -257,20 +234,22 @@ func (p *peer) run(ctx context.Context) {
 		ackDue.Reset(time.Until(s.written[0].Add(ackTimeout)))
 	}
 
-	// onAck takes the friend's acknowledgement of seq, which must be the
+	// onAck takes the friend's acknowledgement of a, which must be of the
 	// oldest message written.
-	onAck := func(seq uint64) error {
+	var delivered int64 // the last row acknowledged, to mark in the store
+	onAck := func(a ack) error {
 		p.mu.Lock()
-		ok := s.sent > 0 && p.queue[0].seq == seq
+		ok := s.sent > 0 && p.queue[0].seq == a.Seq && p.queue[0].stream == a.Stream
 		var m outgoing
 		if ok {
 			m = p.queue[0]
 			p.queue = p.queue[1:]
 			p.offline = false
+			p.low[m.stream] = m.seq
 		}
 		p.mu.Unlock()
 		if !ok {
-			return fmt.Errorf("%w: ack for message %d, which is not the oldest unacknowledged", ErrBadFrame, seq)
+			return fmt.Errorf("%w: ack for message %d, which is not the oldest unacknowledged", ErrBadFrame, a.Seq)
 		}
 		s.sent--
 		s.written = s.written[1:]
@@ -278,9 +257,16 @@ func (p *peer) run(ctx context.Context) {
 		armAck()
 		p.touch()
 		idle.Reset(idleTimeout)
-		p.node.store.AppendLazy(store.MarkDelivered{Friend: p.friend.Name, Seq: seq})
-		p.node.emit(ctx, MessageDelivered{To: p.friend.Name, ID: seq, Text: m.text, Sent: m.created, WasQueued: m.reported})
+		delivered = m.row
+		p.node.emit(ctx, MessageDelivered{To: p.friend.Name, Seq: m.seq, Text: m.text, Sent: m.created, WasQueued: m.reported})
 		return nil
+	}
+	// markDelivered records the acks taken, one write per batch of them.
+	markDelivered := func() {
+		if delivered != 0 {
+			p.node.store.MarkDelivered(p.friend.Name, delivered)
+			delivered = 0
+		}
 	}
 
 	for {
@@ -300,22 +286,24 @@ func (p *peer) run(ctx context.Context) {
 		case <-retry.C:
 
 		case <-acks:
-			for _, seq := range s.c.takeAcks() {
-				if err := onAck(seq); err != nil {
+			for _, a := range s.c.takeAcks() {
+				if err := onAck(a); err != nil {
 					drop(err)
 					break
 				}
 			}
+			markDelivered()
 
 		case <-done:
 			// Acks read before the end still count.
 			err := s.c.err
-			for _, seq := range s.c.takeAcks() {
-				if ackErr := onAck(seq); ackErr != nil {
+			for _, a := range s.c.takeAcks() {
+				if ackErr := onAck(a); ackErr != nil {
 					err = ackErr
 					break
 				}
 			}
+			markDelivered()
 			drop(err)
 
 		case <-idle.C:
@@ -368,11 +356,12 @@ func (p *peer) pump(ctx context.Context, s *sender, retry, idle *time.Timer, arm
 			}
 		}
 		s.lastDial = now
-		c, err := p.dial(ctx)
+		c, err := p.dial(ctx, s.fails)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			s.fails++
 			p.log.Warn("cannot reach friend", "err", err)
 			p.mu.Lock()
 			p.offline = true
@@ -384,7 +373,7 @@ func (p *peer) pump(ctx context.Context, s *sender, retry, idle *time.Timer, arm
 			p.reportQueued(ctx, s, s.lastErr)
 			return
 		}
-		s.c = c
+		s.c, s.fails = c, 0
 		p.setConnected(true)
 		p.log.Info("client connection up")
 		p.node.emit(ctx, PeerUp{Name: p.friend.Name, Addr: p.friend.Addr(), ID: c.id, TLSVersion: c.state.Version})
@@ -395,17 +384,22 @@ func (p *peer) pump(ctx context.Context, s *sender, retry, idle *time.Timer, arm
 	room := maxInFlight - s.sent
 	p.mu.Lock()
 	batch := slices.Clone(p.queue[s.sent:min(len(p.queue), s.sent+room)])
-	safe, reservedAt := p.safeSeq, p.reservedAt
+	lows := make([]uint64, len(batch))
+	for i, m := range batch {
+		lows[i] = p.low[m.stream]
+	}
 	p.mu.Unlock()
-	if last := batch[len(batch)-1].seq; last > safe {
-		// Numbers not yet durably reserved do not go out: sync first.
-		if !p.sync(ctx, s, reservedAt) {
+	if p.node.store.LastErr() != nil {
+		// The store failed its last write: until it works again, nothing
+		// goes out before it is recorded, so that a message the person is
+		// told was not recorded was not sent either.
+		if !p.sync(ctx, s, batch[len(batch)-1].record) {
 			return
 		}
 	}
 	now := time.Now()
 	wasIdle := len(s.written) == 0
-	if err := s.c.write(batch); err != nil {
+	if err := s.c.write(batch, lows); err != nil {
 		p.log.Warn("write failed", "err", err)
 		s.c.close()
 		// The reader sees the closed connection and run drops it.
@@ -421,56 +415,59 @@ func (p *peer) pump(ctx context.Context, s *sender, retry, idle *time.Timer, arm
 	p.touch()
 	idle.Reset(p.node.cfg.IdleTimeout)
 	// While the friend receives the batch, make it durable here.
-	p.sync(ctx, s, batch[len(batch)-1].ticket)
+	p.sync(ctx, s, batch[len(batch)-1].record)
 }
 
-// sync waits until the store has synced the append t, and so every
-// message appended before it, and marks those messages durable. If the
-// store fails, the messages it did not record are taken off the queue and
-// reported failed; false says so.
-func (p *peer) sync(ctx context.Context, s *sender, t store.Ticket) bool {
-	err := p.node.store.Sync(t)
-	p.mu.Lock()
-	if err == nil {
-		// Tickets grow along the queue: mark from the newest covered back
-		// to the first already durable.
-		for i := len(p.queue) - 1; i >= 0 && !p.queue[i].durable; i-- {
-			if p.queue[i].ticket <= t {
-				p.queue[i].durable = true
-			}
-		}
-		if t >= p.reservedAt {
-			p.safeSeq = max(p.safeSeq, p.reserved)
-		}
-		p.mu.Unlock()
-		return true
+// sync waits for the store's write rec, and so for every write handed to
+// it before, and marks the messages whose writes are done durable. Those
+// the store failed to record are taken off the queue and reported failed;
+// false says there were some.
+func (p *peer) sync(ctx context.Context, s *sender, rec *store.Pending) bool {
+	if rec != nil {
+		rec.Wait()
 	}
-	var lost []outgoing
+	type failed struct {
+		m       outgoing
+		written bool
+	}
+	p.mu.Lock()
+	var lost []failed
 	kept := p.queue[:0]
 	sent, written := s.sent, s.written[:0]
 	for i, m := range p.queue {
-		if m.durable {
-			kept = append(kept, m)
-			if i < s.sent {
-				written = append(written, s.written[i])
+		if !m.durable && m.record != nil {
+			select {
+			case <-m.record.Done():
+				m.durable = m.record.Err() == nil
+				if !m.durable {
+					lost = append(lost, failed{m, i < s.sent})
+					if i < s.sent {
+						sent--
+					}
+					continue
+				}
+			default:
 			}
-			continue
 		}
-		lost = append(lost, m)
+		kept = append(kept, m)
 		if i < s.sent {
-			sent--
+			written = append(written, s.written[i])
 		}
 	}
+	clear(p.queue[len(kept):])
 	p.queue = kept
 	p.mu.Unlock()
-	if sent < s.sent {
+	if len(lost) == 0 {
+		return true
+	}
+	if sent < s.sent && s.c != nil {
 		// Acks would no longer match the queue. What the friend got, it
 		// keeps; run drops the connection.
 		s.c.close()
 	}
 	s.sent, s.written = sent, written
-	for _, m := range lost {
-		p.node.emit(ctx, MessageFailed{To: p.friend.Name, ID: m.seq, Text: m.text, Err: err})
+	for _, f := range lost {
+		p.node.emit(ctx, MessageFailed{To: p.friend.Name, Seq: f.m.seq, Text: f.m.text, Err: f.m.record.Err(), Written: f.written})
 	}
 	return false
 }
@@ -491,9 +488,9 @@ func (p *peer) hasUnreported() bool {
 // them durable first.
 func (p *peer) reportQueued(ctx context.Context, s *sender, err error) {
 	p.mu.Lock()
-	var last store.Ticket
+	var last *store.Pending
 	if len(p.queue) > 0 {
-		last = p.queue[len(p.queue)-1].ticket
+		last = p.queue[len(p.queue)-1].record
 	}
 	p.mu.Unlock()
 	if !p.sync(ctx, s, last) {
@@ -510,7 +507,7 @@ func (p *peer) reportQueued(ctx context.Context, s *sender, err error) {
 	n := len(p.queue)
 	p.mu.Unlock()
 	for _, m := range news {
-		p.node.emit(ctx, MessageQueued{To: p.friend.Name, ID: m.seq, Text: m.text, Waiting: n, Err: err})
+		p.node.emit(ctx, MessageQueued{To: p.friend.Name, Seq: m.seq, Text: m.text, Waiting: n, Err: err})
 	}
 }
 
@@ -520,12 +517,25 @@ func nextBackoff(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * jitter)
 }
 
+// maxDialTimeout bounds the dial and handshake timeouts, which double with
+// every attempt in a row that failed, so that a slow link still connects.
+const maxDialTimeout = time.Minute
+
+// grown is timeout d after fails failed attempts in a row.
+func grown(d time.Duration, fails int) time.Duration {
+	for ; fails > 0 && d < maxDialTimeout; fails-- {
+		d *= 2
+	}
+	return min(d, maxDialTimeout)
+}
+
 // dial connects to the friend and runs the client side of the handshake:
 // TLS, where the server's certificate must be the friend's (clientTLS), then
 // our hello and their welcome, which must carry the friend's name. A friend
 // seen for the first time has its identity pinned once all of that passed.
-func (p *peer) dial(ctx context.Context) (*clientConn, error) {
-	d := net.Dialer{Timeout: DialTimeout}
+// fails is how many attempts before this one failed in a row.
+func (p *peer) dial(ctx context.Context, fails int) (*clientConn, error) {
+	d := net.Dialer{Timeout: grown(DialTimeout, fails)}
 	raw, err := d.DialContext(ctx, "tcp", p.friend.Addr())
 	if err != nil {
 		return nil, err
@@ -533,7 +543,7 @@ func (p *peer) dial(ctx context.Context) (*clientConn, error) {
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	conn := tls.Client(raw, p.node.clientTLS(p.friend.Name))
-	conn.SetDeadline(time.Now().Add(p.node.cfg.HandshakeTimeout))
+	conn.SetDeadline(time.Now().Add(grown(p.node.cfg.HandshakeTimeout, fails)))
 	c := &clientConn{
 		conn:     conn,
 		br:       bufio.NewReaderSize(conn, 4096),
@@ -559,10 +569,14 @@ func (p *peer) dial(ctx context.Context) (*clientConn, error) {
 			if f.Name != p.friend.Name {
 				err = fmt.Errorf("it answered as %q, not %s", f.Name, p.friend.Name)
 			} else if f.Version != ProtocolVersion {
-				err = fmt.Errorf("it speaks protocol version %d, we speak %d", f.Version, ProtocolVersion)
+				err = fmt.Errorf("%w (it speaks protocol version %d, we speak %d)", ErrUpgrade, f.Version, ProtocolVersion)
 			}
 		case refuse:
 			err = &RefusedError{Reason: f.Reason}
+			if strings.Contains(f.Reason, "unsupported protocol version") {
+				// What p2pchat 0.1 answers to a newer hello.
+				err = fmt.Errorf("%w: it refused protocol version %d", ErrUpgrade, ProtocolVersion)
+			}
 		default:
 			err = fmt.Errorf("%w: expected a welcome, got frame type %d", ErrBadFrame, f.frameType())
 		}
@@ -602,7 +616,7 @@ type clientConn struct {
 	// busy writing: were both sides to stop reading while they write, a
 	// long backlog would deadlock until a write deadline.
 	ackMu    sync.Mutex
-	acks     []uint64
+	acks     []ack
 	ackReady chan struct{} // signalled when acks grows
 	done     chan struct{} // closed when readAcks returns; err says why
 	err      error
@@ -610,7 +624,7 @@ type clientConn struct {
 }
 
 // takeAcks returns the acks read since the last call.
-func (c *clientConn) takeAcks() []uint64 {
+func (c *clientConn) takeAcks() []ack {
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
 	a := c.acks
@@ -618,14 +632,15 @@ func (c *clientConn) takeAcks() []uint64 {
 	return a
 }
 
-// write sends batch, each writeChunk messages under a fresh deadline, so
-// that a long backlog to a friend who reads is not cut off as a stall.
-func (c *clientConn) write(batch []outgoing) error {
+// write sends batch, each message with its stream's low-water mark from
+// lows, each writeChunk messages under a fresh deadline, so that a long
+// backlog to a friend who reads is not cut off as a stall.
+func (c *clientConn) write(batch []outgoing, lows []uint64) error {
 	for i, m := range batch {
 		if i%writeChunk == 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
-		if err := writeFrame(c.bw, message{ID: m.seq, Sent: m.created, Text: m.text}); err != nil {
+		if err := writeFrame(c.bw, message{Stream: m.stream, Seq: m.seq, Low: lows[i], Sent: m.created, Text: m.text}); err != nil {
 			return err
 		}
 	}
@@ -643,7 +658,7 @@ func (c *clientConn) readAcks(buf []byte) {
 		switch f := f.(type) {
 		case ack:
 			c.ackMu.Lock()
-			c.acks = append(c.acks, f.ID)
+			c.acks = append(c.acks, f)
 			c.ackMu.Unlock()
 			select {
 			case c.ackReady <- struct{}{}:

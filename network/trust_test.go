@@ -79,7 +79,7 @@ func TestImpostorRefusedBothWays(t *testing.T) {
 	waitFor[MessageReceived](t, bob, nil)
 	// Acknowledged, so that it is not sent again to the new bob below,
 	// whose fresh database would take it for new.
-	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == first })
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == first })
 	bob.Close()
 	waitFor(t, alice, func(e PeerDown) bool { return e.Name == "bob" && !e.Inbound })
 
@@ -111,8 +111,8 @@ func TestImpostorRefusedBothWays(t *testing.T) {
 	// waited for him first.
 	bob = startNode(t, tab, "bob", withIdentity(bobID))
 	id := send(t, alice, "bob", "welcome back")
-	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == secret })
-	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == secret })
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
 	for _, want := range []string{"secret for bob", "welcome back"} {
 		if m := waitFor[MessageReceived](t, bob, nil); m.Text != want {
 			t.Errorf("bob got %q, want %q", m.Text, want)
@@ -161,7 +161,7 @@ func TestIDInTheTable(t *testing.T) {
 		alice := startNode(t, tab, "alice", withIdentity(aliceID))
 		bob := startNode(t, tab, "bob", withIdentity(bobID))
 		id := send(t, alice, "bob", "pinned both ways")
-		waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+		waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
 		send(t, bob, "alice", "and back")
 		waitFor[MessageReceived](t, alice, nil)
 		if st := alice.Peers()[0]; st.ID != bobID.ID || st.Pinned != PinnedByTable {
@@ -241,7 +241,7 @@ func TestTrustOnFirstUseAndForget(t *testing.T) {
 		t.Error("forgetting twice: no error")
 	}
 	id := send(t, alice, "bob", "hello, new bob")
-	waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
 	for _, want := range []string{"are you bob?", "hello, new bob"} {
 		if m := waitFor[MessageReceived](t, newBob, nil); m.Text != want {
 			t.Errorf("new bob got %q, want %q", m.Text, want)
@@ -343,7 +343,7 @@ func TestJunkFloodDoesNotStopFriends(t *testing.T) {
 	// While they are open, alice's messages are delivered.
 	for i := range 5 {
 		id := send(t, alice, "bob", "through the flood")
-		waitFor(t, alice, func(e MessageDelivered) bool { return e.ID == id })
+		waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
 		if i == 0 && time.Since(opened) > deadline {
 			t.Logf("warning: the first delivery came after the junk deadline; the flood may not have been open")
 		}

@@ -215,7 +215,7 @@ func startFriend(t *testing.T, w world, name string) friend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(filepath.Join(t.TempDir(), "p2pchat.db"))
+	db, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"p2pchat/network"
-	"p2pchat/network/store"
 )
 
 // Network is what the shell needs of the network: a *network.Node.
@@ -19,8 +18,8 @@ type Network interface {
 	Events() <-chan network.Event
 	ID() network.ID
 	Forget(name string) error
-	History(friend string, n int) ([]store.Record, error)
-	MarkShown(from string, id uint64)
+	History(friend string, n int) ([]network.HistoryEntry, error)
+	MarkShown(m network.MessageReceived)
 }
 
 // Config configures a Shell.
@@ -47,8 +46,8 @@ type Shell struct {
 	ui      ui
 	refused map[string]*refusal // by remote host: to keep floods to one line
 
-	shown     map[string]uint64 // last message shown per friend, not yet marked
-	unflushed int               // messages shown since the last settle
+	shown     map[string]network.MessageReceived // last message shown per friend, not yet marked
+	unflushed int                                // messages shown since the last settle
 }
 
 // maxUnflushed bounds the messages shown before they are flushed and marked
@@ -82,7 +81,7 @@ var errInterrupt = errors.New("interrupted")
 
 // New prepares a shell; on a terminal it takes over the screen.
 func New(cfg Config) (*Shell, error) {
-	s := &Shell{cfg: cfg, paint: NewPainter(cfg.Color), refused: make(map[string]*refusal), shown: make(map[string]uint64)}
+	s := &Shell{cfg: cfg, paint: NewPainter(cfg.Color), refused: make(map[string]*refusal), shown: make(map[string]network.MessageReceived)}
 	if cfg.Terminal {
 		t, err := newTerminalUI(cfg, s.completer())
 		if err != nil {
@@ -153,7 +152,7 @@ func (s *Shell) Run(ctx context.Context) error {
 			}
 			s.render(ev)
 			if m, ok := ev.(network.MessageReceived); ok {
-				s.shown[m.From] = m.ID
+				s.shown[m.From] = m
 				s.unflushed++
 			}
 			if len(events) == 0 || s.unflushed >= maxUnflushed {
@@ -171,8 +170,8 @@ func (s *Shell) settle() {
 		return
 	}
 	s.ui.flush()
-	for from, id := range s.shown {
-		s.cfg.Net.MarkShown(from, id)
+	for _, m := range s.shown {
+		s.cfg.Net.MarkShown(m)
 	}
 	clear(s.shown)
 	s.unflushed = 0
@@ -225,7 +224,17 @@ func (s *Shell) render(ev network.Event) {
 			s.ui.notice(s.paint.Faint(fmt.Sprintf("Delivered to %s: %q (written %s)", ev.To, Sanitize(abbreviate(ev.Text, 40)), when(ev.Sent))))
 		}
 	case network.MessageFailed:
-		s.problem(fmt.Sprintf("not sent to %s: %s (%q)", ev.To, Sanitize(ev.Err.Error()), Sanitize(abbreviate(ev.Text, 40))))
+		line := fmt.Sprintf("cannot record the message to %s (%q): %s", ev.To, Sanitize(abbreviate(ev.Text, 40)), Sanitize(ev.Err.Error()))
+		if ev.Written {
+			line += fmt.Sprintf("; it is not kept, and %s may have received it", ev.To)
+		} else {
+			line += "; it was not sent"
+		}
+		s.problem(line)
+	case network.StoreFailed:
+		s.problem(Sanitize(fmt.Sprintf("cannot record the messages friends send: %v; they keep them and send them again once it works", ev.Err)))
+	case network.StoreRecovered:
+		s.ui.notice(s.paint.Faint("The message database records again."))
 	case network.ConnRefused:
 		var idErr *network.IdentityError
 		if errors.As(ev.Err, &idErr) {

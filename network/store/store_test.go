@@ -1,226 +1,361 @@
 package store
 
 import (
+	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-func openTemp(t *testing.T) (*DB, string) {
+func openIn(t *testing.T, dir string) *DB {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "p2pchat.db")
-	db, err := Open(path)
+	db, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db, path
+	return db
 }
 
-func TestQueueDeliveryAndHistorySurviveReopen(t *testing.T) {
-	db, path := openTemp(t)
+func texts(ms []Message) []string {
+	out := []string{}
+	for _, m := range ms {
+		out = append(out, m.Text)
+	}
+	return out
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func mustWait(t *testing.T, p *Pending) {
+	t.Helper()
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestQueueDeliveryShownAndHistorySurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	db := openIn(t, dir)
 	t0 := time.UnixMilli(1_700_000_000_000)
-	err := db.Apply(
-		AppendOut{Friend: "bob", Seq: 1, Text: "one", Sent: t0},
-		AppendOut{Friend: "bob", Seq: 2, Text: "two\x00/é", Sent: t0.Add(time.Second)},
-		AppendIn{Friend: "bob", Seq: 7, Text: "hi", Sent: t0, At: t0.Add(1500 * time.Millisecond)},
-		AppendOut{Friend: "carol", Seq: 1, Text: "c", Sent: t0},
-		MarkDelivered{Friend: "bob", Seq: 1},
-	)
-	if err != nil {
+	var outs []Out
+	for _, text := range []string{"one", "two\x00/é", "three"} {
+		o, p := db.AddOut("bob", text, t0)
+		mustWait(t, p)
+		outs = append(outs, o)
+	}
+	// bob's clock is an hour behind: history still follows arrival.
+	in := []In{{Stream: NewStreamID(), Seq: 1, Text: "hi", Sent: t0.Add(-time.Hour)}, {Stream: NewStreamID(), Seq: 5, Text: "yo", Sent: t0.Add(-time.Hour)}}
+	mustWait(t, db.AddIn("bob", in))
+	mustWait(t, db.MarkDelivered("bob", outs[0].Row))
+	if err := db.MarkShown("bob", in[0].Row); err != nil {
 		t.Fatal(err)
 	}
+	if outs[0].Stream != db.Stream() || outs[0].Seq != 1 || outs[2].Seq != 3 {
+		t.Errorf("numbered %+v, want 1, 2, 3 in stream %s", outs, db.Stream())
+	}
+	stream := db.Stream()
 	db.Close()
-	if db, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 
-	q, err := db.Queue("bob")
-	if err != nil || len(q) != 1 || q[0].Seq != 2 || q[0].Text != "two\x00/é" {
-		t.Fatalf("bob's queue = %+v, %v; want only seq 2", q, err)
+	db = openIn(t, dir)
+	if db.Stream() == stream {
+		t.Error("a new Open kept the stream")
 	}
-	out, in, err := db.LastSeq("bob")
-	if err != nil || out != 2 || in != 7 {
-		t.Errorf("LastSeq(bob) = %d, %d, %v; want 2, 7", out, in, err)
+	if q, _ := db.Queue("bob"); !equal(texts(q), []string{"two\x00/é", "three"}) {
+		t.Errorf("queue %q", texts(q))
 	}
-	if out, in, _ := db.LastSeq("nobody"); out != 0 || in != 0 {
-		t.Errorf("LastSeq(nobody) = %d, %d", out, in)
+	if u, _ := db.Unshown("bob"); !equal(texts(u), []string{"yo"}) {
+		t.Errorf("unshown %q", texts(u))
 	}
-	h, err := db.History("bob", 10)
-	if err != nil {
-		t.Fatal(err)
+	if seq, _ := db.Received("bob", in[1].Stream); seq != 5 {
+		t.Errorf("received mark %d, want 5", seq)
 	}
-	got := texts(h)
-	if strings.Join(got, "|") != "one|two\x00/é|hi" {
-		t.Errorf("history order: %q", got)
+	h, err := db.History("bob", 4)
+	if err != nil || !equal(texts(h), []string{"two\x00/é", "three", "hi", "yo"}) {
+		t.Fatalf("history %q, %v", texts(h), err)
 	}
-	if !h[0].Outgoing || !h[0].Delivered || h[1].Delivered || h[2].Outgoing {
-		t.Errorf("history states: %+v", h)
-	}
-	if h, _ := db.History("bob", 2); len(h) != 2 || h[1].Text != "hi" {
-		t.Errorf("last 2: %+v", h)
+	if o, _ := db.AddOut("bob", "again", t0); o.Seq != 1 {
+		t.Errorf("first message of a new stream numbered %d", o.Seq)
 	}
 }
 
-func TestGroupCommit(t *testing.T) {
-	db, _ := openTemp(t)
+func TestWritesAreGroupCommitted(t *testing.T) {
+	db := openIn(t, t.TempDir())
+	before := db.commits.Load()
 	const n = 2000
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			errs <- db.Apply(AppendOut{Friend: "bob", Seq: uint64(i + 1), Text: "x", Sent: time.Now()})
+			_, p := db.AddOut(fmt.Sprint("friend", i%7), "x", time.Now())
+			if err := p.Wait(); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	commits := db.commits.Load() - before
+	if commits >= n/2 {
+		t.Errorf("%d writes took %d commits: not grouped", n, commits)
 	}
-	if c := db.syncs.Load(); c >= n/4 {
-		t.Errorf("%d writes took %d syncs; want them batched", n, c)
+	t.Logf("%d writes in %d commits", n, commits)
+}
+
+func TestLazyWritesRideWithTheNext(t *testing.T) {
+	db := openIn(t, t.TempDir())
+	o, p := db.AddOut("bob", "x", time.Now())
+	mustWait(t, p)
+	before := db.commits.Load()
+	lazy := db.MarkDelivered("bob", o.Row)
+	_, p = db.AddOut("bob", "y", time.Now())
+	mustWait(t, p)
+	select {
+	case <-lazy.Done():
+	default:
+		t.Fatal("a delivered mark waited although a write went out after it")
 	}
-	if q, _ := db.Queue("bob"); len(q) != n {
-		t.Errorf("queue holds %d, want %d", len(q), n)
+	if c := db.commits.Load() - before; c != 1 {
+		t.Errorf("%d commits, want the mark and the message in one", c)
 	}
+	// Alone, it waits at most lazyDelay.
+	mustWait(t, db.MarkDelivered("bob", o.Row))
 }
 
 func TestSecondOpenIsRefused(t *testing.T) {
-	_, path := openTemp(t)
-	if _, err := Open(path); !errors.Is(err, ErrLocked) {
+	dir := t.TempDir()
+	openIn(t, dir)
+	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 }
 
-func TestCorruptDatabaseIsRefused(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		corrupt func(t *testing.T, path string)
-	}{
-		{"garbage file", func(t *testing.T, path string) {
-			os.WriteFile(path, []byte(strings.Repeat("not a database ", 1000)), 0o600)
-		}},
-		{"truncated", func(t *testing.T, path string) {
-			db, err := Open(path)
+func TestFilesAreOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	db := openIn(t, dir)
+	_, p := db.AddOut("bob", "x", time.Now())
+	mustWait(t, p)
+	for _, name := range []string{FileName, FileName + "-wal", lockName} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v", name, st.Mode().Perm())
+		}
+	}
+}
+
+func TestSchemaVersions(t *testing.T) {
+	dir := t.TempDir()
+	db := openIn(t, dir)
+	var v int
+	db.sql.QueryRow(`PRAGMA user_version`).Scan(&v)
+	if v != schemaVersion {
+		t.Errorf("user_version %d after Open, want %d", v, schemaVersion)
+	}
+	var mode string
+	db.sql.QueryRow(`PRAGMA journal_mode`).Scan(&mode)
+	if mode != "wal" {
+		t.Errorf("journal_mode %s, want wal", mode)
+	}
+	db.Close()
+
+	// Every migration runs from every older version: here, from each
+	// prefix of the list, on a database built by the migrations before.
+	for from := 0; from < schemaVersion; from++ {
+		t.Run(fmt.Sprintf("from %d", from), func(t *testing.T) {
+			dir := t.TempDir()
+			raw, err := sql.Open("sqlite", filepath.Join(dir, FileName))
 			if err != nil {
 				t.Fatal(err)
 			}
-			db.Apply(AppendOut{Friend: "bob", Seq: 1, Text: "x"})
-			db.Close()
-			os.Truncate(path, 100)
-		}},
+			for i := 0; i < from; i++ {
+				if _, err := raw.Exec(migrations[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, from))
+			raw.Close()
+			db := openIn(t, dir)
+			_, p := db.AddOut("bob", "x", time.Now())
+			mustWait(t, p)
+		})
+	}
+
+	// A newer release's database is refused, untouched.
+	raw, _ := sql.Open("sqlite", filepath.Join(dir, FileName))
+	raw.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion+1))
+	raw.Close()
+	if _, err := Open(dir); !errors.Is(err, ErrNewer) {
+		t.Errorf("Open of a newer schema: %v, want ErrNewer", err)
+	}
+}
+
+func TestDamagedDatabase(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(path string)
+		refuse bool // else SQLite recovers, and what was committed is there
+	}{
+		{"truncated", func(path string) { os.Truncate(path, 4096+100) }, true},
+		{"garbage", func(path string) {
+			b := make([]byte, 64<<10)
+			for i := range b {
+				b[i] = byte(i * 7)
+			}
+			os.WriteFile(path, b, 0o600)
+		}, true},
+		{"torn WAL", func(path string) {
+			// A write cut short: half a frame at the end of the WAL.
+			f, _ := os.OpenFile(path+"-wal", os.O_WRONLY|os.O_APPEND, 0)
+			f.Write(make([]byte, 2000))
+			f.Close()
+		}, false},
+		{"garbage WAL", func(path string) { os.WriteFile(path+"-wal", []byte("not a WAL at all, not at all"), 0o600) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "p2pchat.db")
-			tc.corrupt(t, path)
-			db, err := Open(path)
-			if err == nil {
-				db.Close()
-				t.Fatal("opened a corrupt database")
+			dir := t.TempDir()
+			db := openIn(t, dir)
+			for i := range 300 {
+				_, p := db.AddOut("bob", fmt.Sprintf("message %d with some text to fill pages", i), time.Now())
+				mustWait(t, p)
 			}
-			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "corrupt or unreadable") {
-				t.Errorf("error %q does not name the file and the problem", err)
+			if tc.refuse {
+				// Put everything in the main file, as a checkpoint does.
+				db.sql.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+			}
+			db.Close()
+			tc.damage(filepath.Join(dir, FileName))
+			db, err := Open(dir)
+			if err == nil {
+				defer db.Close()
+				var q []Message
+				q, err = db.Queue("bob")
+				if err == nil && len(q) != 300 {
+					t.Errorf("recovered %d of 300 messages", len(q))
+				}
+			}
+			if tc.refuse && !errors.Is(err, ErrDamaged) {
+				t.Fatalf("got %v, want an error saying it is damaged", err)
+			}
+			if !tc.refuse && err != nil {
+				t.Fatalf("SQLite did not recover: %v", err)
 			}
 		})
 	}
 }
 
-func TestFileIsOwnerOnly(t *testing.T) {
-	_, path := openTemp(t)
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	db := openIn(t, dir)
+	_, p := db.AddOut("bob", "x", time.Now())
+	mustWait(t, p)
+	if found, err := Check(dir); found != "ok" || err != nil {
+		t.Errorf("Check of a sound database: %q, %v", found, err)
 	}
 }
 
-func TestShownMarks(t *testing.T) {
-	db, path := openTemp(t)
-	err := db.Apply(
-		AppendIn{Friend: "bob", Seq: 1, Text: "a"},
-		AppendIn{Friend: "bob", Seq: 2, Text: "b"},
-		AppendIn{Friend: "bob", Seq: 3, Text: "c"},
-	)
+// expected is testdata/upgrade-v1/expected.json, in part.
+type expected map[string]struct {
+	Queued  map[string][]string `json:"queued"`
+	History map[string][]struct {
+		Out       bool   `json:"out"`
+		Text      string `json:"text"`
+		Delivered bool   `json:"delivered"`
+	} `json:"history"`
+}
+
+// copyFixture copies a data directory of testdata/upgrade-v1 to a new
+// directory.
+func copyFixture(t *testing.T, name string) string {
+	t.Helper()
+	from := filepath.Join("..", "..", "testdata", "upgrade-v1", name)
+	to := t.TempDir()
+	entries, err := os.ReadDir(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A fresh database with no marks yet: nothing received before counts
-	// as unshown only if it came after the log was created.
-	if err := db.MarkShown("bob", 1); err != nil {
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(to, e.Name()), b, 0o600)
+	}
+	return to
+}
+
+// A data directory written by p2pchat 0.1 (bbolt, an unmerged log segment,
+// shown marks) is moved into the database once: the queue, the history
+// and what was shown are kept.
+func TestUpgradeFromV1(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "upgrade-v1", "expected.json"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	var want expected
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	dir := copyFixture(t, "alice")
+	db := openIn(t, dir)
+	if db.Upgraded() == 0 {
+		t.Fatal("nothing upgraded")
+	}
+	check := func(db *DB) {
+		t.Helper()
+		for friend, queued := range want["alice"].Queued {
+			q, err := db.Queue(friend)
+			if err != nil || !equal(texts(q), queued) {
+				t.Errorf("queue for %s: %q, %v; want %q", friend, texts(q), err, queued)
+			}
+			for i, m := range q {
+				if m.Seq != uint64(i+1) || m.Stream == (StreamID{}) {
+					t.Errorf("queued %q goes out as %s/%d, want a new stream from 1", m.Text, m.Stream, m.Seq)
+				}
+			}
+		}
+		for friend, hist := range want["alice"].History {
+			h, _ := db.History(friend, 100)
+			if len(h) != len(hist) {
+				t.Fatalf("history with %s: %q", friend, texts(h))
+			}
+			for i, w := range hist {
+				if h[i].Text != w.Text || h[i].Outgoing != w.Out || (w.Out && h[i].Done != w.Delivered) {
+					t.Errorf("history with %s, %d: %+v, want %+v", friend, i, h[i], w)
+				}
+			}
+			if u, _ := db.Unshown(friend); len(u) != 0 {
+				t.Errorf("shown again after the upgrade: %q", texts(u))
+			}
+		}
+	}
+	check(db)
+	if _, err := os.Stat(filepath.Join(dir, "p2pchat.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the old store is still in place")
+	}
+	if _, err := os.Stat(filepath.Join(dir, oldDir, "p2pchat.db")); err != nil {
+		t.Errorf("the old store was not kept: %v", err)
 	}
 	db.Close()
-	// A torn last line, as a crash in mid-write leaves it.
-	f, _ := os.OpenFile(path+".shown", os.O_WRONLY|os.O_APPEND, 0)
-	f.WriteString("bo") // a mark cut short: ignored; a cut number is a smaller, still true, mark
-	f.Close()
 
-	db, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
+	db = openIn(t, dir)
+	if db.Upgraded() != 0 {
+		t.Error("upgraded twice")
 	}
-	defer db.Close()
-	un, err := db.Unshown("bob")
-	if err != nil || len(un) != 2 || un[0].Text != "b" || un[1].Text != "c" {
-		t.Fatalf("unshown = %+v, %v; want b and c", un, err)
-	}
-	db.MarkShown("bob", 3)
-	if un, _ := db.Unshown("bob"); len(un) != 0 {
-		t.Errorf("after marking: %+v", un)
-	}
-	if st, err := os.Stat(path + ".shown"); err != nil || st.Mode().Perm() != 0o600 {
-		t.Errorf("shown log: %v, mode %v", err, st.Mode().Perm())
-	}
-}
-
-func TestNoShownLogMeansAllShown(t *testing.T) {
-	db, path := openTemp(t)
-	db.Apply(AppendIn{Friend: "bob", Seq: 5, Text: "old"})
-	db.Close()
-	os.Remove(path + ".shown")
-	db, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if un, _ := db.Unshown("bob"); len(un) != 0 {
-		t.Errorf("without a log, %d old messages count as unshown", len(un))
-	}
-}
-
-func TestHistoryKeepsOrderWithinAMillisecond(t *testing.T) {
-	db, _ := openTemp(t)
-	at := time.UnixMilli(1_700_000_000_000)
-	db.Apply(
-		AppendIn{Friend: "bob", Seq: 1, Text: "one", At: at},
-		AppendIn{Friend: "bob", Seq: 2, Text: "two", At: at},
-		AppendIn{Friend: "bob", Seq: 3, Text: "three", At: at},
-		AppendOut{Friend: "bob", Seq: 1, Text: "a", Sent: at},
-		AppendOut{Friend: "bob", Seq: 2, Text: "b", Sent: at},
-	)
-	h, err := db.History("bob", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := texts(h); strings.Join(got, " ") != "a b one two three" {
-		t.Errorf("history %q: want each direction in sequence order", got)
-	}
-}
-
-// texts returns the texts of rs, in order.
-func texts(rs []Record) []string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, r.Text)
-	}
-	return out
+	check(db)
 }

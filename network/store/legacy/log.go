@@ -1,4 +1,4 @@
-package store
+package legacy
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,12 +15,8 @@ import (
 	"time"
 )
 
-// The write-ahead log. Every write is first appended here; a sync makes it
-// durable with one write and one fdatasync, whatever else bbolt would need.
-// The checkpointer later copies what the log holds into bbolt in one large
-// transaction and deletes the log segment. A segment is the file
-// PATH.wal.N (N counting up); it starts with segmentMagic and holds
-// records:
+// The old write-ahead log. A segment is the file PATH.wal.N (N counting
+// up); it starts with segmentMagic and holds records:
 //
 //	length   uint32, little-endian: bytes of payload
 //	checksum uint32, little-endian: CRC-32C of payload
@@ -46,8 +41,37 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// appendRecord appends ops to b as one record.
-func appendRecord(b []byte, ops []Op) []byte {
+// op is one change the old release logged.
+type op interface{ encode(b []byte) []byte }
+
+type appendOut struct {
+	Friend string
+	Seq    uint64
+	Text   string
+	Sent   time.Time
+}
+
+type markDelivered struct {
+	Friend string
+	Seq    uint64
+}
+
+type appendIn struct {
+	Friend   string
+	Seq      uint64
+	Text     string
+	Sent, At time.Time
+}
+
+// reserve held back sequence numbers; the new store has no use for it.
+type reserve struct {
+	Friend string
+	Seq    uint64
+}
+
+// appendRecord appends ops to b as one record, as the old release wrote
+// them; the tests and the fuzz target use it.
+func appendRecord(b []byte, ops []op) []byte {
 	start := len(b)
 	b = append(b, make([]byte, 8)...)
 	for _, op := range ops {
@@ -79,24 +103,24 @@ func appendText(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func (op AppendOut) encode(b []byte) []byte {
+func (op appendOut) encode(b []byte) []byte {
 	b = appendHead(b, opAppendOut, op.Friend, op.Seq)
 	b = appendTime(b, op.Sent)
 	return appendText(b, op.Text)
 }
 
-func (op MarkDelivered) encode(b []byte) []byte {
+func (op markDelivered) encode(b []byte) []byte {
 	return appendHead(b, opMarkDelivered, op.Friend, op.Seq)
 }
 
-func (op AppendIn) encode(b []byte) []byte {
+func (op appendIn) encode(b []byte) []byte {
 	b = appendHead(b, opAppendIn, op.Friend, op.Seq)
 	b = appendTime(b, op.Sent)
 	b = appendTime(b, op.At)
 	return appendText(b, op.Text)
 }
 
-func (op Reserve) encode(b []byte) []byte {
+func (op reserve) encode(b []byte) []byte {
 	return appendHead(b, opReserve, op.Friend, op.Seq)
 }
 
@@ -129,10 +153,7 @@ func (r *opReader) time() time.Time {
 		return time.Time{}
 	}
 	r.b = r.b[n:]
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v)
+	return unixMilli(v)
 }
 
 func (r *opReader) bytes() string {
@@ -150,34 +171,34 @@ func (r *opReader) bytes() string {
 }
 
 // decodeOps decodes a record's payload.
-func decodeOps(payload []byte) ([]Op, error) {
+func decodeOps(payload []byte) ([]op, error) {
 	r := &opReader{b: payload}
-	var ops []Op
+	var ops []op
 	for len(r.b) > 0 && r.err == nil {
 		typ := r.b[0]
 		r.b = r.b[1:]
 		friend := r.bytes()
 		seq := r.uvarint()
-		var op Op
+		var o op
 		switch typ {
 		case opAppendOut:
 			sent := r.time()
-			op = AppendOut{Friend: friend, Seq: seq, Sent: sent, Text: r.bytes()}
+			o = appendOut{Friend: friend, Seq: seq, Sent: sent, Text: r.bytes()}
 		case opMarkDelivered:
-			op = MarkDelivered{Friend: friend, Seq: seq}
+			o = markDelivered{Friend: friend, Seq: seq}
 		case opAppendIn:
 			sent := r.time()
 			at := r.time()
-			op = AppendIn{Friend: friend, Seq: seq, Sent: sent, At: at, Text: r.bytes()}
+			o = appendIn{Friend: friend, Seq: seq, Sent: sent, At: at, Text: r.bytes()}
 		case opReserve:
-			op = Reserve{Friend: friend, Seq: seq}
+			o = reserve{Friend: friend, Seq: seq}
 		default:
 			return nil, fmt.Errorf("unknown op type %d", typ)
 		}
 		if r.err == nil && (friend == "" || seq == 0) {
 			r.err = errors.New("op without a friend or a sequence number")
 		}
-		ops = append(ops, op)
+		ops = append(ops, o)
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -188,12 +209,12 @@ func decodeOps(payload []byte) ([]Op, error) {
 	return ops, nil
 }
 
-// readSegment returns the ops in a segment, in order. A record cut short
-// or failing its checksum ends the segment: in the last segment that is
-// a write a crash interrupted, never acknowledged (torn is true); in an
-// earlier one, where every record was synced before the next segment
-// began, it is damage and an error.
-func readSegment(r io.Reader) (ops []Op, torn bool, err error) {
+// readSegment returns the ops in a segment, in order. A record cut short,
+// failing its checksum or with an all-zero header ends the segment: in the
+// last segment that is a write a crash interrupted, never acknowledged
+// (torn is true); in an earlier one, where every record was synced before
+// the next segment began, it is damage.
+func readSegment(r io.Reader) (ops []op, torn bool, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic := make([]byte, len(segmentMagic))
 	if _, err := io.ReadFull(br, magic); err != nil {
@@ -210,7 +231,9 @@ func readSegment(r io.Reader) (ops []Op, torn bool, err error) {
 			return ops, err != io.EOF, nil
 		}
 		n := binary.LittleEndian.Uint32(head[:])
-		if n > maxRecord {
+		if n > maxRecord || n == 0 {
+			// Past the end of what was written: a torn append leaves
+			// zeros on some filesystems.
 			return ops, true, nil
 		}
 		payload = slices.Grow(payload[:0], int(n))[:n]
@@ -229,54 +252,25 @@ func readSegment(r io.Reader) (ops []Op, torn bool, err error) {
 	}
 }
 
-// segments returns the numbers of the log segments of the database at
-// path, in order.
-func segments(path string) ([]int, error) {
-	matches, err := filepath.Glob(path + ".wal.*")
-	if err != nil {
-		return nil, err
+// segmentPaths returns the log segments of the database at path, in order.
+func segmentPaths(path string) []string {
+	matches, _ := filepath.Glob(path + ".wal.*")
+	type seg struct {
+		n    int
+		path string
 	}
-	var nums []int
+	var segs []seg
 	for _, m := range matches {
 		n, err := strconv.Atoi(strings.TrimPrefix(m, path+".wal."))
 		if err != nil || n < 0 || n > math.MaxInt32 {
 			continue
 		}
-		nums = append(nums, n)
+		segs = append(segs, seg{n, m})
 	}
-	slices.Sort(nums)
-	return nums, nil
-}
-
-func segmentPath(path string, n int) string { return fmt.Sprintf("%s.wal.%06d", path, n) }
-
-// createSegment creates segment n, durably: its name is in the directory
-// before any record in it is acknowledged.
-func createSegment(path string, n int) (*os.File, error) {
-	f, err := os.OpenFile(segmentPath(path, n), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
+	slices.SortFunc(segs, func(a, b seg) int { return a.n - b.n })
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		out[i] = s.path
 	}
-	_, err = f.WriteString(segmentMagic)
-	if err == nil {
-		err = datasync(f)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, err
-	}
-	return f, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return out
 }

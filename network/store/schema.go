@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations take the schema from version i to i+1, one transaction each;
+// PRAGMA user_version holds the version reached. Append to the list, never
+// change an entry: databases in the field are at every version.
+var migrations = []string{
+	// 1: the first schema.
+	`
+	-- This instance's streams, one per start: the sender side of a
+	-- message's identity.
+	CREATE TABLE streams (
+		id      BLOB PRIMARY KEY,  -- 16 random bytes
+		started INTEGER NOT NULL   -- Unix milliseconds
+	);
+	-- Every message, both ways. row is the order of arrival here, which
+	-- orders the history; nobody's clock does.
+	CREATE TABLE messages (
+		row      INTEGER PRIMARY KEY,
+		friend   TEXT NOT NULL,
+		outgoing INTEGER NOT NULL,  -- 1: sent by us; 0: received
+		stream   BLOB NOT NULL,     -- the sender's stream
+		seq      INTEGER NOT NULL,  -- the sender's sequence number in it
+		sent     INTEGER NOT NULL,  -- the sender's clock, Unix milliseconds
+		at       INTEGER NOT NULL,  -- when recorded here, Unix milliseconds
+		text     TEXT NOT NULL,
+		done     INTEGER NOT NULL DEFAULT 0  -- sent: delivered; received: shown
+	);
+	CREATE INDEX messages_by_friend ON messages (friend, row);
+	-- The queue (sent, not delivered) and what a crash kept from the screen
+	-- (received, not shown): small, whatever the history's size.
+	CREATE INDEX messages_waiting ON messages (friend, outgoing, row) WHERE done = 0;
+	-- The highest sequence number received in each of a friend's streams:
+	-- a message at or below it is a duplicate.
+	CREATE TABLE received (
+		friend TEXT NOT NULL,
+		stream BLOB NOT NULL,
+		seq    INTEGER NOT NULL,
+		PRIMARY KEY (friend, stream)
+	) WITHOUT ROWID;
+	-- Facts about the database itself, such as an upgrade done.
+	CREATE TABLE meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	) WITHOUT ROWID;
+	`,
+}
+
+// schemaVersion is the version this release writes.
+var schemaVersion = len(migrations)
+
+// migrate brings the schema up to schemaVersion. A database of a newer
+// version is refused: this release would not know what it holds.
+func (db *DB) migrate() error {
+	ctx := context.Background()
+	var v int
+	if err := db.sql.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("%w (schema version %d; this one knows up to %d)", ErrNewer, v, schemaVersion)
+	}
+	for ; v < schemaVersion; v++ {
+		tx, err := db.sql.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("schema version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

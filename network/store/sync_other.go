@@ -1,8 +1,0 @@
-//go:build !linux
-
-package store
-
-import "os"
-
-// datasync flushes f to the disk (fsync; fdatasync is Linux's).
-func datasync(f *os.File) error { return f.Sync() }

@@ -1,0 +1,98 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"p2pchat/network/store/legacy"
+)
+
+// oldName is p2pchat 0.1's store in the data directory, and oldDir where
+// its files are kept once they have been moved into the database.
+const (
+	oldName = "p2pchat.db"
+	oldDir  = "old-store"
+)
+
+// upgrade moves a p2pchat 0.1 store in dir into the database, in one
+// transaction, then moves its files into dir/old-store. Queued messages go
+// out again under a stream of their own, numbered from 1; the rest is
+// history, with what was delivered and shown kept. A crash after the
+// commit and before the files moved is recognised by the meta row, and the
+// move is finished.
+func (db *DB) upgrade(dir string) error {
+	old := filepath.Join(dir, oldName)
+	files := legacy.Files(old)
+	if len(files) == 0 {
+		return nil
+	}
+	var done string
+	err := db.sql.QueryRow(`SELECT value FROM meta WHERE key = 'upgraded-from-0.1'`).Scan(&done)
+	if err != nil && done == "" {
+		msgs, err := legacy.Read(old)
+		if err != nil {
+			return fmt.Errorf("cannot upgrade the message store of p2pchat 0.1: %w", err)
+		}
+		if err := db.importOld(msgs); err != nil {
+			return db.fail("cannot upgrade the message store of p2pchat 0.1 into", err)
+		}
+		db.moved = len(msgs)
+	}
+	keep := filepath.Join(dir, oldDir)
+	if err := os.Mkdir(keep, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("cannot keep the files of p2pchat 0.1's store: %w", err)
+	}
+	for _, f := range files {
+		if err := os.Rename(f, filepath.Join(keep, filepath.Base(f))); err != nil {
+			return fmt.Errorf("cannot keep the files of p2pchat 0.1's store: %w", err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) importOld(msgs []legacy.Message) error {
+	tx, err := db.sql.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var last int64
+	if err := tx.QueryRow(`SELECT coalesce(max(row), 0) FROM messages`).Scan(&last); err != nil {
+		return err
+	}
+	// Old messages keep their numbers in a stream of zeros, which no
+	// friend will ever send again; queued ones get a new stream.
+	var oldStream StreamID
+	queued := NewStreamID()
+	if _, err := tx.Exec(`INSERT INTO streams (id, started) VALUES (?, ?)`, queued[:], 0); err != nil {
+		return err
+	}
+	seqs := map[string]uint64{}
+	for _, m := range msgs {
+		last++
+		stream, seq := oldStream, m.Seq
+		done := m.Delivered
+		if m.Outgoing && !m.Delivered {
+			seqs[m.Friend]++
+			stream, seq = queued, seqs[m.Friend]
+		}
+		if !m.Outgoing {
+			done = m.Shown
+		}
+		at := m.At
+		if m.Outgoing {
+			at = m.Sent
+		}
+		_, err := tx.Exec(`INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, text, done) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			last, m.Friend, m.Outgoing, stream[:], int64(seq), m.Sent.UnixMilli(), at.UnixMilli(), m.Text, done)
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('upgraded-from-0.1', ?)`, fmt.Sprint(len(msgs))); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

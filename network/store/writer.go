@@ -1,0 +1,251 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// The writer is the one goroutine that writes. It takes a request, and
+// every other one waiting by then, into one transaction and one commit:
+// while a commit syncs, the next batch gathers.
+//
+// Requests that nobody waits for soon (delivered marks) are lazy: they are
+// held until a request that is waited for comes, or lazyDelay passes, so
+// that they never cost a sync of their own on a message's path.
+
+// maxBatch bounds the requests in one transaction.
+const maxBatch = 4096
+
+// lazyDelay is the longest a lazy request waits for company.
+const lazyDelay = 200 * time.Millisecond
+
+// request is one write.
+type request struct {
+	apply   func(w *txn) error
+	lazy    bool
+	unsyncd bool // written at once on the connection that does not sync
+	p       *Pending
+}
+
+// Pending is a write on its way to the disk.
+type Pending struct {
+	done chan struct{}
+	err  error
+}
+
+// Done is closed when the write is durable or has failed.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Wait waits until the write is durable, or returns why it failed: then
+// nothing of it was written.
+func (p *Pending) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Err is the write's error once Done is closed.
+func (p *Pending) Err() error { return p.err }
+
+func (p *Pending) finish(err error) {
+	p.err = err
+	close(p.done)
+}
+
+// submit hands r to the writer.
+func (db *DB) submit(r *request) *Pending {
+	r.p = &Pending{done: make(chan struct{})}
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed {
+		r.p.finish(ErrClosed)
+		return r.p
+	}
+	db.reqs <- r
+	return r.p
+}
+
+// txn is a transaction of the writer. Its statements are prepared once
+// per connection and reused by every transaction.
+type txn struct {
+	tx    *sql.Tx
+	w     *connWriter
+	stmts map[string]*sql.Stmt // this transaction's handles of w.prepared
+}
+
+func (t *txn) exec(query string, args ...any) (sql.Result, error) {
+	s, ok := t.stmts[query]
+	if !ok {
+		p, ok := t.w.prepared[query]
+		if !ok {
+			var err error
+			if p, err = t.w.conn.PrepareContext(context.Background(), query); err != nil {
+				return nil, err
+			}
+			t.w.prepared[query] = p
+		}
+		s = t.tx.Stmt(p)
+		t.stmts[query] = s
+	}
+	return s.Exec(args...)
+}
+
+// writer runs the writes: synced ones on one connection, unsynced ones
+// (shown marks) on another with synchronous=OFF.
+func (db *DB) writer() {
+	defer db.wg.Done()
+	ctx := context.Background()
+	synced, err1 := db.sql.Conn(ctx)
+	unsynced, err2 := db.sql.Conn(ctx)
+	if err := errors.Join(err1, err2); err != nil {
+		db.failAll(db.fail("cannot write to", err))
+		return
+	}
+	w := &connWriter{db: db, conn: synced, prepared: map[string]*sql.Stmt{}}
+	u := &connWriter{db: db, conn: unsynced, prepared: map[string]*sql.Stmt{}}
+	defer w.close()
+	defer u.close()
+	if _, err := unsynced.ExecContext(ctx, `PRAGMA synchronous = OFF`); err != nil {
+		db.failAll(db.fail("cannot write to", err))
+		return
+	}
+
+	var lazy []*request
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	for {
+		var batch []*request
+		waited := false // someone waits for this batch: commit it now
+		select {
+		case r := <-db.reqs:
+			batch = append(batch, r)
+		case <-due.C:
+			batch, lazy, waited = lazy, nil, true
+		case <-db.quit:
+			// Close waited for submitters: what is queued is all there is.
+			for {
+				select {
+				case r := <-db.reqs:
+					lazy = append(lazy, r)
+					continue
+				default:
+				}
+				break
+			}
+			w.commit(splitUnsynced(lazy, u))
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-db.reqs:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		batch = splitUnsynced(batch, u)
+		for _, r := range batch {
+			waited = waited || !r.lazy
+		}
+		if !waited && len(batch) > 0 {
+			if len(lazy) == 0 {
+				due.Reset(lazyDelay)
+			}
+			lazy = append(lazy, batch...)
+			continue
+		}
+		if len(lazy) > 0 {
+			due.Stop()
+			batch = append(lazy, batch...)
+			lazy = nil
+		}
+		w.commit(batch)
+	}
+}
+
+// splitUnsynced writes the unsynced requests of batch at once, in order,
+// and returns the rest.
+func splitUnsynced(batch []*request, u *connWriter) []*request {
+	rest := batch[:0]
+	for _, r := range batch {
+		if r.unsyncd {
+			u.commit([]*request{r})
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	return rest
+}
+
+// failAll fails every request from now on: the writer could not start.
+func (db *DB) failAll(err error) {
+	for {
+		select {
+		case r := <-db.reqs:
+			r.p.finish(err)
+		case <-db.quit:
+			return
+		}
+	}
+}
+
+// connWriter commits batches on one connection.
+type connWriter struct {
+	db       *DB
+	conn     *sql.Conn
+	prepared map[string]*sql.Stmt
+}
+
+func (w *connWriter) close() {
+	for _, s := range w.prepared {
+		s.Close()
+	}
+	w.conn.Close()
+}
+
+// commit applies batch in one transaction. If that fails, each request is
+// tried alone, so that one bad request cannot fail the others; a full disk
+// fails them all.
+func (w *connWriter) commit(batch []*request) {
+	if len(batch) == 0 {
+		return
+	}
+	err := w.run(batch)
+	if err != nil && len(batch) > 1 && !errors.Is(err, ErrNoSpace) {
+		for _, r := range batch {
+			w.commit([]*request{r})
+		}
+		return
+	}
+	w.db.lastMu.Lock()
+	w.db.lastErr = err
+	w.db.lastMu.Unlock()
+	if err == nil {
+		w.db.commits.Add(1)
+	}
+	for _, r := range batch {
+		r.p.finish(err)
+	}
+}
+
+func (w *connWriter) run(batch []*request) error {
+	ctx := context.Background()
+	tx, err := w.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return w.db.fail("cannot write to", err)
+	}
+	t := &txn{tx: tx, w: w, stmts: map[string]*sql.Stmt{}}
+	for _, r := range batch {
+		if err := r.apply(t); err != nil {
+			tx.Rollback()
+			return w.db.fail("cannot write to", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		return w.db.fail("cannot write to", err)
+	}
+	return nil
+}
