@@ -28,27 +28,40 @@
 //
 // # Delivery
 //
-// Every message to a friend carries the next sequence number for that pair,
-// starting at 1 and kept in the store (package store) across restarts. A
-// message is appended to the store's log and written to the connection at
-// once; the sender syncs its log while the friend receives it, so that the
-// one disk sync on a message's path is the receiver's. It stays queued
-// until the friend acknowledges it; the friend acknowledges in order. A
-// message is reported queued (MessageQueued) only once it is durable.
-// Because a message can reach the friend before its record is durable
-// here, sequence numbers are reserved durably in blocks (store.Reserve)
-// before any of them goes out: after a crash the next run starts past the
-// reservation, and never gives a number the friend has already seen to a
-// new message. A clean shutdown releases what it did not use. Unacknowledged messages are written again on each
-// new connection: after a lost connection, after AckTimeout without an
-// acknowledgement, after a restart. Reaching the friend is retried with
-// capped exponential backoff with jitter, and at once when the friend
-// connects to us. The receiver records a message with a sequence number
-// above the last it has from that friend, then hands it on as
-// MessageReceived, then acknowledges it; one at or below is a duplicate,
-// acknowledged and not handed on. Node.MarkShown records what the shell has
-// shown, so that a message recorded but never shown (a crash in between) is
-// handed on again at the next start.
+// A message is identified by its sender, the sender's stream and a
+// sequence number. A stream is 16 random bytes that the store begins at
+// every start (store.DB.Stream), made durable before any message goes out;
+// within it, the messages to each friend are numbered from 1. A database
+// that is deleted, moved aside or restored from an older copy therefore
+// never gives a friend a number it has seen: the next start is a new
+// stream. Each message also carries its stream's low-water mark: every
+// message of that stream up to it was acknowledged, so a receiver that
+// lost its state knows it waits for nothing below.
+//
+// A message is handed to the store and written to the connection at once;
+// the store syncs it while the friend receives it, so that the one disk
+// sync on a message's path is the receiver's. It is reported queued
+// (MessageQueued) or delivered only once it is durable. If the store fails
+// to record it (a full disk), it is reported failed (MessageFailed), taken
+// off the queue and never sent again; it may have reached the friend once
+// already, and while the store keeps failing nothing goes out before it is
+// recorded. A message stays queued until the friend acknowledges it; the
+// friend acknowledges in order. Unacknowledged messages are written again
+// on each new connection: after a lost connection, after AckTimeout
+// without an acknowledgement, after a restart. Reaching the friend is
+// retried with capped exponential backoff with jitter (at most 10 s), and
+// at once when the friend connects to us; the dial and handshake timeouts
+// double with each failed attempt in a row, so that a slow link connects.
+//
+// The receiver records a message whose sequence number is above the last
+// one it has from that stream, then hands it on as MessageReceived, then
+// acknowledges it. One at or below is a duplicate, acknowledged and not
+// handed on; one more than 2^32 above is malformed. A receiver that cannot
+// record (a full disk) does not acknowledge, so the sender keeps the
+// message and sends it again; it reports StoreFailed once, and
+// StoreRecovered when it records again. Node.MarkShown records what the
+// shell has shown, so that a message recorded but never shown (a crash in
+// between) is handed on again at the next start.
 //
 // # Connections
 //
@@ -64,7 +77,10 @@
 //
 // # Protocol
 //
-// Version 1 (ProtocolVersion). Inside TLS, a connection carries frames:
+// Version 2 (ProtocolVersion). Version 1 numbered messages per pair of
+// friends from 1 for ever; a peer that speaks another version is refused
+// with ErrUpgrade, in both directions, before any message is taken. Inside
+// TLS, a connection carries frames:
 //
 //	frame   = length:uint32 type:uint8 payload
 //
@@ -74,29 +90,31 @@
 //
 //	1 hello   = "p2pc" version:uint8 name      client -> server, first frame
 //	2 welcome = version:uint8 name             server -> client, hello accepted
-//	3 message = id:uint64 sent:int64 text      client -> server
-//	4 ack     = id:uint64                      server -> client, message received
+//	3 message = stream:16 seq:uint64 low:uint64 sent:int64 text
+//	                                           client -> server
+//	4 ack     = stream:16 seq:uint64           server -> client, message received
 //	5 refuse  = reason                         server -> client, then close
 //
 // The flow on a connection:
 //
 //	client                         server
-//	  hello(1, "user_1")  ------->           name must be in the server's table
-//	                      <-------  welcome(1, "user_2") | refuse("...")
-//	  message(7, t, "hi") ------->           handed to the application, then
-//	                      <-------  ack(7)
+//	  hello(2, "user_1")  ------->           name must be in the server's table
+//	                      <-------  welcome(2, "user_2") | refuse("...")
+//	  message(S, 7, 6, t, "hi") ->           recorded, handed to the
+//	                      <-------  ack(S, 7)  application, then acknowledged
 //	  ...
 //
 // A name is 1 to 32 bytes of letters, digits, '_', '-' and '.'. The hello's
 // name must be the one the client's certificate carries, and the client
-// checks that the welcome names the friend it meant to reach. id is the
-// sender's sequence number for this pair (see Delivery); sent is the
-// sender's clock in Unix milliseconds; text is the message, 1 to
-// MaxMessageRunes characters of UTF-8 (at most MaxMessageBytes bytes), sent
-// byte for byte. The server acknowledges each message, in order, once it is
-// recorded and handed on. Anything
-// else (an unknown type, a malformed payload, a frame out of place, silence
-// past a deadline) closes that connection and is reported as an event and
+// checks that the welcome names the friend it meant to reach. stream and
+// seq identify the message (see Delivery): seq is at least 1, and low, the
+// stream's low-water mark, is below seq; stream is never all zeros. sent
+// is the sender's clock in Unix milliseconds, shown, never used to order;
+// text is the message, 1 to MaxMessageRunes characters of valid UTF-8 (at
+// most MaxMessageBytes bytes), sent byte for byte. The server acknowledges
+// each message, in order, once it is recorded and handed on. Anything else
+// (an unknown type, a malformed payload, a frame out of place, silence past
+// a deadline) closes that connection and is reported as an event and
 // logged; the node goes on serving everyone else.
 //
 // Connections only ever carry messages from the client to the server: each
