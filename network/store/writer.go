@@ -66,27 +66,17 @@ func (db *DB) submit(r *request) *Pending {
 	return r.p
 }
 
-// txn is a transaction of the writer. Its statements are prepared once
-// per connection and reused by every transaction.
+// txn is a transaction of the writer, on its connection. Statements are
+// prepared once per connection and reused by every transaction: going
+// through database/sql's Tx would prepare them again each time.
 type txn struct {
-	tx    *sql.Tx
-	w     *connWriter
-	stmts map[string]*sql.Stmt // this transaction's handles of w.prepared
+	w *connWriter
 }
 
 func (t *txn) exec(query string, args ...any) (sql.Result, error) {
-	s, ok := t.stmts[query]
-	if !ok {
-		p, ok := t.w.prepared[query]
-		if !ok {
-			var err error
-			if p, err = t.w.conn.PrepareContext(context.Background(), query); err != nil {
-				return nil, err
-			}
-			t.w.prepared[query] = p
-		}
-		s = t.tx.Stmt(p)
-		t.stmts[query] = s
+	s, err := t.w.stmt(query)
+	if err != nil {
+		return nil, err
 	}
 	return s.Exec(args...)
 }
@@ -230,22 +220,38 @@ func (w *connWriter) commit(batch []*request) {
 	}
 }
 
-func (w *connWriter) run(batch []*request) error {
-	ctx := context.Background()
-	tx, err := w.conn.BeginTx(ctx, nil)
+// stmt returns query prepared on w's connection.
+func (w *connWriter) stmt(query string) (*sql.Stmt, error) {
+	if s, ok := w.prepared[query]; ok {
+		return s, nil
+	}
+	s, err := w.conn.PrepareContext(context.Background(), query)
 	if err != nil {
+		return nil, err
+	}
+	w.prepared[query] = s
+	return s, nil
+}
+
+func (w *connWriter) run(batch []*request) error {
+	t := &txn{w: w}
+	if _, err := t.exec(`BEGIN IMMEDIATE`); err != nil {
 		return w.db.fail("cannot write to", err)
 	}
-	t := &txn{tx: tx, w: w, stmts: map[string]*sql.Stmt{}}
 	for _, r := range batch {
 		if err := r.apply(t); err != nil {
-			tx.Rollback()
+			w.rollback()
 			return w.db.fail("cannot write to", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		tx.Rollback()
+	if _, err := t.exec(`COMMIT`); err != nil {
+		w.rollback()
 		return w.db.fail("cannot write to", err)
 	}
 	return nil
+}
+
+// rollback ends a failed transaction, if SQLite has not already.
+func (w *connWriter) rollback() {
+	w.conn.ExecContext(context.Background(), `ROLLBACK`)
 }
