@@ -26,11 +26,8 @@ func (db *DB) AddOut(friend, text string, sent time.Time) (Out, *Pending) {
 	seq := db.lastSeq[friend]
 	db.seqMu.Unlock()
 	row, stream := db.nextRow.Add(1), db.stream
-	p := db.submit(&request{apply: func(t *txn) error {
-		_, err := t.exec(`INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, text) VALUES (?, ?, 1, ?, ?, ?, ?, ?)`,
-			row, friend, stream[:], int64(seq), sent.UnixMilli(), sent.UnixMilli(), text)
-		return err
-	}})
+	ms := sent.UnixMilli()
+	p := db.submit(&request{rows: []newRow{{row: row, friend: friend, outgoing: true, stream: stream, seq: seq, sent: ms, at: ms, text: text}}})
 	return Out{Row: row, Stream: stream, Seq: seq}, p
 }
 
@@ -40,7 +37,7 @@ func (db *DB) AddOut(friend, text string, sent time.Time) (Out, *Pending) {
 // message sent again, which the friend recognises.
 func (db *DB) MarkDelivered(friend string, upTo int64) *Pending {
 	return db.submit(&request{lazy: true, apply: func(t *txn) error {
-		_, err := t.exec(`UPDATE messages SET done = 1 WHERE friend = ? AND outgoing = 1 AND done = 0 AND row <= ?`, friend, upTo)
+		_, err := t.exec(`INSERT INTO marks (friend, delivered) VALUES (?, ?) ON CONFLICT (friend) DO UPDATE SET delivered = max(delivered, excluded.delivered)`, friend, upTo)
 		return err
 	}})
 }
@@ -63,26 +60,11 @@ func (db *DB) AddIn(friend string, msgs []In) *Pending {
 	for i := range msgs {
 		msgs[i].Row = first + int64(i)
 	}
-	rows := slices.Clone(msgs)
-	return db.submit(&request{apply: func(t *txn) error {
-		for _, m := range rows {
-			if _, err := t.exec(`INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, text) VALUES (?, ?, 0, ?, ?, ?, ?, ?)`,
-				m.Row, friend, m.Stream[:], int64(m.Seq), m.Sent.UnixMilli(), now, m.Text); err != nil {
-				return err
-			}
-		}
-		last := map[StreamID]uint64{}
-		for _, m := range rows {
-			last[m.Stream] = max(last[m.Stream], m.Seq)
-		}
-		for s, seq := range last {
-			if _, err := t.exec(`INSERT INTO received (friend, stream, seq) VALUES (?, ?, ?) ON CONFLICT (friend, stream) DO UPDATE SET seq = max(seq, excluded.seq)`,
-				friend, s[:], int64(seq)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}})
+	rows := make([]newRow, len(msgs))
+	for i, m := range msgs {
+		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, text: m.Text}
+	}
+	return db.submit(&request{rows: rows})
 }
 
 // MarkShown records that the messages received from friend up to row have
@@ -92,7 +74,7 @@ func (db *DB) AddIn(friend string, msgs []In) *Pending {
 // again.
 func (db *DB) MarkShown(friend string, upTo int64) error {
 	return db.submit(&request{unsyncd: true, apply: func(t *txn) error {
-		_, err := t.exec(`UPDATE messages SET done = 1 WHERE friend = ? AND outgoing = 0 AND done = 0 AND row <= ?`, friend, upTo)
+		_, err := t.exec(`INSERT INTO marks (friend, shown) VALUES (?, ?) ON CONFLICT (friend) DO UPDATE SET shown = max(shown, excluded.shown)`, friend, upTo)
 		return err
 	}}).Wait()
 }
@@ -111,47 +93,31 @@ func (db *DB) Received(friend string, stream StreamID) (uint64, error) {
 	return uint64(seq), nil
 }
 
-const selectMessage = `SELECT row, friend, outgoing, stream, seq, sent, at, text, done FROM messages `
+// selectMessage selects messages with their Done, from their friend's
+// marks.
+const selectMessage = `SELECT m.row, m.friend, m.outgoing, m.stream, m.seq, m.sent, m.at, m.text,
+	m.row <= CASE WHEN m.outgoing THEN coalesce(k.delivered, 0) ELSE coalesce(k.shown, 0) END
+	FROM messages m LEFT JOIN marks k ON k.friend = m.friend `
 
 // Queue returns the messages to friend not yet delivered, oldest first.
 func (db *DB) Queue(friend string) ([]Message, error) {
-	return db.query(selectMessage+`WHERE friend = ? AND outgoing = 1 AND done = 0 ORDER BY row`, friend)
+	return db.query(selectMessage+`WHERE m.friend = ?1 AND m.outgoing = 1
+		AND m.row > coalesce((SELECT delivered FROM marks WHERE friend = ?1), 0) ORDER BY m.row`, friend)
 }
 
 // Unshown returns the messages received from friend and not marked shown,
 // oldest first: the ones a crash caught between the two.
 func (db *DB) Unshown(friend string) ([]Message, error) {
-	return db.query(selectMessage+`WHERE friend = ? AND outgoing = 0 AND done = 0 ORDER BY row`, friend)
+	return db.query(selectMessage+`WHERE m.friend = ?1 AND m.outgoing = 0
+		AND m.row > coalesce((SELECT shown FROM marks WHERE friend = ?1), 0) ORDER BY m.row`, friend)
 }
 
 // History returns the last n messages exchanged with friend, both ways,
 // in the order they were recorded here, oldest first.
 func (db *DB) History(friend string, n int) ([]Message, error) {
-	ms, err := db.query(selectMessage+`WHERE friend = ? ORDER BY row DESC LIMIT ?`, friend, n)
+	ms, err := db.query(selectMessage+`WHERE m.friend = ? ORDER BY m.row DESC LIMIT ?`, friend, n)
 	slices.Reverse(ms)
 	return ms, err
-}
-
-// Waiting returns how many messages wait for delivery, per friend.
-func (db *DB) Waiting() (map[string]int, error) {
-	rows, err := db.sql.Query(`SELECT friend, count(*) FROM messages WHERE outgoing = 1 AND done = 0 GROUP BY friend`)
-	if err != nil {
-		return nil, db.fail("cannot read", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var f string
-		var n int
-		if err := rows.Scan(&f, &n); err != nil {
-			return nil, db.fail("cannot read", err)
-		}
-		out[f] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, db.fail("cannot read", err)
-	}
-	return out, nil
 }
 
 func (db *DB) query(q string, args ...any) ([]Message, error) {

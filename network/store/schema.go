@@ -27,13 +27,19 @@ var migrations = []string{
 		seq      INTEGER NOT NULL,  -- the sender's sequence number in it
 		sent     INTEGER NOT NULL,  -- the sender's clock, Unix milliseconds
 		at       INTEGER NOT NULL,  -- when recorded here, Unix milliseconds
-		text     TEXT NOT NULL,
-		done     INTEGER NOT NULL DEFAULT 0  -- sent: delivered; received: shown
+		text     TEXT NOT NULL
 	);
 	CREATE INDEX messages_by_friend ON messages (friend, row);
-	-- The queue (sent, not delivered) and what a crash kept from the screen
-	-- (received, not shown): small, whatever the history's size.
-	CREATE INDEX messages_waiting ON messages (friend, outgoing, row) WHERE done = 0;
+	-- Per friend, how far in row order the messages sent were delivered
+	-- and those received were shown. Friends acknowledge in order and the
+	-- shell shows in order, so one mark each says it for every message:
+	-- the queue is what was sent after delivered, and what a crash kept
+	-- from the screen what was received after shown.
+	CREATE TABLE marks (
+		friend    TEXT PRIMARY KEY,
+		delivered INTEGER NOT NULL DEFAULT 0,
+		shown     INTEGER NOT NULL DEFAULT 0
+	) WITHOUT ROWID;
 	-- The highest sequence number received in each of a friend's streams:
 	-- a message at or below it is a duplicate.
 	CREATE TABLE received (

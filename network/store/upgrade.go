@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"p2pchat/network/store/legacy"
 )
@@ -69,25 +70,49 @@ func (db *DB) importOld(msgs []legacy.Message) error {
 	if _, err := tx.Exec(`INSERT INTO streams (id, started) VALUES (?, ?)`, queued[:], 0); err != nil {
 		return err
 	}
+	// The marks cover each friend's longest run, in row order, of
+	// messages delivered (sent) or shown (received).
+	type marks struct {
+		delivered, shown int64
+		sentGap, inGap   bool // a message not delivered, not shown, was met
+	}
+	mark := map[string]*marks{}
 	seqs := map[string]uint64{}
 	for _, m := range msgs {
 		last++
+		k := mark[m.Friend]
+		if k == nil {
+			k = &marks{}
+			mark[m.Friend] = k
+		}
 		stream, seq := oldStream, m.Seq
-		done := m.Delivered
-		if m.Outgoing && !m.Delivered {
+		at := m.At
+		switch {
+		case m.Outgoing && m.Delivered && !k.sentGap:
+			at = m.Sent
+			k.delivered = last
+		case m.Outgoing:
+			// Waiting, or delivered after one that waits (clocks that
+			// went back): sent again, under the new numbering.
+			at = m.Sent
+			k.sentGap = true
 			seqs[m.Friend]++
 			stream, seq = queued, seqs[m.Friend]
+		case m.Shown:
+			if !k.inGap {
+				k.shown = last
+			}
+		default:
+			k.inGap = true
 		}
-		if !m.Outgoing {
-			done = m.Shown
-		}
-		at := m.At
-		if m.Outgoing {
-			at = m.Sent
-		}
-		_, err := tx.Exec(`INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, text, done) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			last, m.Friend, m.Outgoing, stream[:], int64(seq), m.Sent.UnixMilli(), at.UnixMilli(), m.Text, done)
+		_, err := tx.Exec(`INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			last, m.Friend, m.Outgoing, stream[:], int64(seq), millis(m.Sent), millis(at), m.Text)
 		if err != nil {
+			return err
+		}
+	}
+	for friend, k := range mark {
+		if _, err := tx.Exec(`INSERT INTO marks (friend, delivered, shown) VALUES (?, ?, ?)`, friend, k.delivered, k.shown); err != nil {
 			return err
 		}
 	}
@@ -95,4 +120,12 @@ func (db *DB) importOld(msgs []legacy.Message) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// millis is t in Unix milliseconds, 0 for the zero time.
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -21,9 +22,10 @@ const maxBatch = 4096
 // lazyDelay is the longest a lazy request waits for company.
 const lazyDelay = 200 * time.Millisecond
 
-// request is one write.
+// request is one write: messages to insert (rows), then apply.
 type request struct {
-	apply   func(w *txn) error
+	rows    []newRow
+	apply   func(w *txn) error // nil for none
 	lazy    bool
 	unsyncd bool // written at once on the connection that does not sync
 	p       *Pending
@@ -220,6 +222,55 @@ func (w *connWriter) commit(batch []*request) {
 	}
 }
 
+// newRow is a message to insert.
+type newRow struct {
+	row      int64
+	friend   string
+	outgoing bool
+	stream   StreamID
+	seq      uint64
+	sent, at int64 // Unix milliseconds
+	text     string
+}
+
+// insertRows is the most rows one INSERT statement takes.
+const insertRows = 64
+
+// insert inserts rows, insertRows a statement, and raises the received
+// mark of each friend's stream to the highest sequence number received.
+func (t *txn) insert(rows []newRow) error {
+	type key struct {
+		friend string
+		stream StreamID
+	}
+	received := map[key]uint64{}
+	args := make([]any, 0, 8*insertRows)
+	for len(rows) > 0 {
+		n := min(len(rows), insertRows)
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r.row, r.friend, r.outgoing, r.stream[:], int64(r.seq), r.sent, r.at, r.text)
+			if !r.outgoing {
+				k := key{r.friend, r.stream}
+				received[k] = max(received[k], r.seq)
+			}
+		}
+		q := `INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)` +
+			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?, ?)`, n-1)
+		if _, err := t.exec(q, args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	for k, seq := range received {
+		if _, err := t.exec(`INSERT INTO received (friend, stream, seq) VALUES (?, ?, ?) ON CONFLICT (friend, stream) DO UPDATE SET seq = max(seq, excluded.seq)`,
+			k.friend, k.stream[:], int64(seq)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // stmt returns query prepared on w's connection.
 func (w *connWriter) stmt(query string) (*sql.Stmt, error) {
 	if s, ok := w.prepared[query]; ok {
@@ -238,7 +289,20 @@ func (w *connWriter) run(batch []*request) error {
 	if _, err := t.exec(`BEGIN IMMEDIATE`); err != nil {
 		return w.db.fail("cannot write to", err)
 	}
+	// Every insert first, many rows a statement: an update in the batch
+	// may refer to a row inserted in it, never the other way round.
+	var rows []newRow
 	for _, r := range batch {
+		rows = append(rows, r.rows...)
+	}
+	if err := t.insert(rows); err != nil {
+		w.rollback()
+		return w.db.fail("cannot write to", err)
+	}
+	for _, r := range batch {
+		if r.apply == nil {
+			continue
+		}
 		if err := r.apply(t); err != nil {
 			w.rollback()
 			return w.db.fail("cannot write to", err)
