@@ -58,7 +58,9 @@ func (u *plainUI) read(br *bufio.Reader) {
 
 // send hands a line to the shell. When the shell was idle, it goes on at
 // once: otherwise it would wait, readied on this thread, until this
-// goroutine blocks on the next read.
+// goroutine blocks on the next read. (BenchmarkWarmLatency: see the hint in
+// network's receive; with the three hints p50 is 1.33-1.44 times the
+// durable relay's, without them 1.52-1.55.)
 func (u *plainUI) send(in input) {
 	idle := len(u.in) == 0
 	u.in <- in

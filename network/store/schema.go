@@ -48,6 +48,8 @@ var migrations = []string{
 		seq    INTEGER NOT NULL,
 		PRIMARY KEY (friend, stream)
 	) WITHOUT ROWID;
+	-- Empty: primeWAL writes a blob here and deletes it at every start.
+	CREATE TABLE wal_primer (b BLOB);
 	-- Facts about the database itself, such as an upgrade done.
 	CREATE TABLE meta (
 		key   TEXT PRIMARY KEY,
