@@ -30,6 +30,9 @@ var migrations = []string{
 		text     TEXT NOT NULL
 	);
 	CREATE INDEX messages_by_friend ON messages (friend, row);
+	-- The queue and what a crash kept from the screen, at start, without
+	-- reading the rest of the history.
+	CREATE INDEX messages_by_direction ON messages (friend, outgoing, row);
 	-- Per friend, how far in row order the messages sent were delivered
 	-- and those received were shown. Friends acknowledge in order and the
 	-- shell shows in order, so one mark each says it for every message:
