@@ -77,45 +77,8 @@
 //
 // # Protocol
 //
-// Version 2 (ProtocolVersion). Version 1 numbered messages per pair of
-// friends from 1 for ever; a peer that speaks another version is refused
-// with ErrUpgrade, in both directions, before any message is taken. Inside
-// TLS, a connection carries frames:
-//
-//	frame   = length:uint32 type:uint8 payload
-//
-// length counts the type byte and the payload, big-endian, and is at most
-// MaxFrameSize (2048); a larger length closes the connection before anything
-// is allocated. Integers are big-endian. The frame types are:
-//
-//	1 hello   = "p2pc" version:uint8 name      client -> server, first frame
-//	2 welcome = version:uint8 name             server -> client, hello accepted
-//	3 message = stream:16 seq:uint64 low:uint64 sent:int64 text
-//	                                           client -> server
-//	4 ack     = stream:16 seq:uint64           server -> client, message received
-//	5 refuse  = reason                         server -> client, then close
-//
-// The flow on a connection:
-//
-//	client                         server
-//	  hello(2, "user_1")  ------->           name must be in the server's table
-//	                      <-------  welcome(2, "user_2") | refuse("...")
-//	  message(S, 7, 6, t, "hi") ->           recorded, handed to the
-//	                      <-------  ack(S, 7)  application, then acknowledged
-//	  ...
-//
-// A name is 1 to 32 bytes of letters, digits, '_', '-' and '.'. The hello's
-// name must be the one the client's certificate carries, and the client
-// checks that the welcome names the friend it meant to reach. stream and
-// seq identify the message (see Delivery): seq is at least 1, and low, the
-// stream's low-water mark, is below seq; stream is never all zeros. sent
-// is the sender's clock in Unix milliseconds, shown, never used to order;
-// text is the message, 1 to MaxMessageRunes characters of valid UTF-8 (at
-// most MaxMessageBytes bytes), sent byte for byte. The server acknowledges
-// each message, in order, once it is recorded and handed on. Anything else
-// (an unknown type, a malformed payload, a frame out of place, silence past
-// a deadline) closes that connection and is reported as an event and
-// logged; the node goes on serving everyone else.
+// The frames, their limits and the rules for names and texts are in
+// package wire, whose doc describes the protocol; this package speaks it.
 //
 // Connections only ever carry messages from the client to the server: each
 // side of a conversation dials its own client connection to the other.

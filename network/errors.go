@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"p2pchat/network/wire"
 	"strings"
 )
 
@@ -53,3 +54,21 @@ func reason(err error) string {
 	}
 	return err.Error()
 }
+
+// The rules of names and messages, from package wire, for callers that
+// check input before they send it.
+const MaxMessageRunes = wire.MaxMessageRunes
+
+var (
+	// ErrEmptyMessage means a message has no text.
+	ErrEmptyMessage = wire.ErrEmptyMessage
+	// ErrMessageTooLong means a message is over MaxMessageRunes characters.
+	ErrMessageTooLong = wire.ErrMessageTooLong
+)
+
+// CheckText reports whether text may be sent as a message: not empty, valid
+// UTF-8, at most MaxMessageRunes characters. Send checks it too.
+func CheckText(text string) error { return wire.CheckText(text) }
+
+// CheckName reports whether name may be a friend's name.
+func CheckName(name string) error { return wire.CheckName(name) }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"p2pchat/network/store"
+
+	"p2pchat/network/wire"
 )
 
 // Modes of FuzzAuthenticatedConn, chosen by the low bit of the first byte.
@@ -69,28 +71,35 @@ func FuzzAuthenticatedConn(f *testing.F) {
 		<-drained
 	})
 
-	helloAlice := frames(hello{Version: ProtocolVersion, Name: "alice"})
-	msg := frames(message{Stream: testStream, Seq: 7, Sent: time.UnixMilli(1700000000123), Text: "hi bob"})
+	helloAlice := frames(wire.Hello{Version: wire.Version, Name: "alice"})
+	msg := frames(wire.Message{Stream: testStream, Seq: 7, Sent: time.UnixMilli(1700000000123), Text: "hi bob"})
 	seed := func(mode byte, parts ...[]byte) {
 		f.Add(append([]byte{mode}, bytes.Join(parts, nil)...))
 	}
-	for _, fr := range sampleFrames {
+	sample := []wire.Frame{
+		wire.Hello{Version: wire.Version, Name: "alice"},
+		wire.Welcome{Version: wire.Version, Name: "bob"},
+		wire.Message{Stream: testStream, Seq: 1, Sent: time.UnixMilli(1700000000123), Text: "hi"},
+		wire.Ack{Stream: testStream, Seq: 42},
+		wire.Refuse{Reason: "no"},
+	}
+	for _, fr := range sample {
 		seed(fuzzAfterHello, frames(fr))
 		seed(fuzzNoHello, frames(fr))
 	}
 	seed(fuzzAfterHello)
 	seed(fuzzAfterHello, msg)
-	seed(fuzzAfterHello, msg, msg, frames(message{Stream: testStream, Seq: 8, Text: "é日本\x1b[2J"}))
+	seed(fuzzAfterHello, msg, msg, frames(wire.Message{Stream: testStream, Seq: 8, Text: "é日本\x1b[2J"}))
 	seed(fuzzNoHello, helloAlice, msg)
-	seed(fuzzAfterHello, msg[:len(msg)-3])                                                                          // truncated
-	seed(fuzzAfterHello, []byte{0x7f, 0, 0, 0, frameMessage})                                                       // announces ~2 GB
-	seed(fuzzNoHello, []byte{0, 0, 0x08, 0x01, frameHello})                                                         // just over the limit
-	seed(fuzzAfterHello, []byte{0, 0, 0, 0})                                                                        // empty frame
-	seed(fuzzAfterHello, frames(message{Stream: testStream, Seq: 1, Text: strings.Repeat("日", MaxMessageRunes+1)})) // too long
-	seed(fuzzAfterHello, helloAlice)                                                                                // a second hello
-	seed(fuzzNoHello, frames(hello{Version: ProtocolVersion, Name: "carol"}))                                       // not the certificate's name
-	seed(fuzzNoHello, frames(hello{Version: ProtocolVersion, Name: "bob"}))
-	seed(fuzzNoHello, frames(hello{Version: 1, Name: "alice"}))
+	seed(fuzzAfterHello, msg[:len(msg)-3])                                                                               // truncated
+	seed(fuzzAfterHello, []byte{0x7f, 0, 0, 0, wire.TypeMessage})                                                        // announces ~2 GB
+	seed(fuzzNoHello, []byte{0, 0, 0x08, 0x01, wire.TypeHello})                                                          // just over the limit
+	seed(fuzzAfterHello, []byte{0, 0, 0, 0})                                                                             // empty frame
+	seed(fuzzAfterHello, frames(wire.Message{Stream: testStream, Seq: 1, Text: strings.Repeat("日", MaxMessageRunes+1)})) // too long
+	seed(fuzzAfterHello, helloAlice)                                                                                     // a second hello
+	seed(fuzzNoHello, frames(wire.Hello{Version: wire.Version, Name: "carol"}))                                          // not the certificate's name
+	seed(fuzzNoHello, frames(wire.Hello{Version: wire.Version, Name: "bob"}))
+	seed(fuzzNoHello, frames(wire.Hello{Version: 1, Name: "alice"}))
 	seed(fuzzAfterHello, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	seed(fuzzNoHello, []byte{0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5})
 
@@ -118,8 +127,8 @@ func FuzzAuthenticatedConn(f *testing.F) {
 		if _, err := c.Write(helloAlice); err != nil {
 			t.Fatalf("writing a hello after the input: %v", err)
 		}
-		fr, err := readFrame(bufio.NewReader(c), make([]byte, MaxFrameSize))
-		if w, ok := fr.(welcome); err != nil || !ok || w != (welcome{Version: ProtocolVersion, Name: "bob"}) {
+		fr, err := wire.ReadFrame(bufio.NewReader(c), make([]byte, wire.MaxFrameSize))
+		if w, ok := fr.(wire.Welcome); err != nil || !ok || w != (wire.Welcome{Version: wire.Version, Name: "bob"}) {
 			t.Fatalf("after the input, bob answered a valid hello with %#v, %v; want a welcome", fr, err)
 		}
 	})
@@ -172,9 +181,9 @@ func exchange(t *testing.T, n *Node, id *Identity, out []byte) ([]byte, error) {
 func checkReplies(t *testing.T, mode byte, b []byte) {
 	t.Helper()
 	r := bufio.NewReader(bytes.NewReader(b))
-	buf := make([]byte, MaxFrameSize)
+	buf := make([]byte, wire.MaxFrameSize)
 	for i := 0; ; i++ {
-		fr, err := readFrame(r, buf)
+		fr, err := wire.ReadFrame(r, buf)
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			if i == 0 && mode == fuzzAfterHello {
 				t.Fatalf("bob answered a valid hello with %q", b)
@@ -185,18 +194,18 @@ func checkReplies(t *testing.T, mode byte, b []byte) {
 			t.Fatalf("frame %d from bob: %v (all he sent: %q)", i, err, b)
 		}
 		switch fr := fr.(type) {
-		case welcome:
-			if i != 0 || fr != (welcome{Version: ProtocolVersion, Name: "bob"}) {
+		case wire.Welcome:
+			if i != 0 || fr != (wire.Welcome{Version: wire.Version, Name: "bob"}) {
 				t.Fatalf("frame %d from bob is %#v", i, fr)
 			}
-		case refuse:
+		case wire.Refuse:
 			if i != 0 || mode == fuzzAfterHello {
 				t.Fatalf("frame %d from bob is %#v", i, fr)
 			}
 			if r.Buffered() > 0 {
 				t.Fatalf("bob sent %q after a refuse", b)
 			}
-		case ack:
+		case wire.Ack:
 			if i == 0 {
 				t.Fatalf("bob's first frame is %#v", fr)
 			}
@@ -204,7 +213,7 @@ func checkReplies(t *testing.T, mode byte, b []byte) {
 			t.Fatalf("frame %d from bob is %#v", i, fr)
 		}
 		if i == 0 && mode == fuzzAfterHello {
-			if _, ok := fr.(welcome); !ok {
+			if _, ok := fr.(wire.Welcome); !ok {
 				t.Fatalf("bob answered a valid hello with %#v", fr)
 			}
 		}

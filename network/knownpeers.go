@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"p2pchat/network/wire"
 )
 
 // KnownPeers is the trust-on-first-use record: for each friend whose ID the
@@ -51,7 +53,7 @@ func LoadKnownPeers(path string) (*KnownPeers, error) {
 		if len(cols) < 2 {
 			return nil, fmt.Errorf("%s:%d: want NAME ID [FIRST-SEEN]", path, n)
 		}
-		if err := CheckName(cols[0]); err != nil {
+		if err := wire.CheckName(cols[0]); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
 		}
 		id, err := ParseID(cols[1])

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"p2pchat/network/store"
+
+	"p2pchat/network/wire"
 )
 
 // Timeouts. Each bounds a wait on the other side of a connection, so that a
@@ -210,7 +212,7 @@ func (n *Node) Send(to, text string) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("%w %q", ErrUnknownFriend, to)
 	}
-	if err := checkText(text); err != nil {
+	if err := wire.CheckText(text); err != nil {
 		return 0, err
 	}
 	if n.ctx.Err() != nil {
@@ -310,7 +312,7 @@ func (n *Node) serveConn(ctx context.Context, raw net.Conn) {
 	conn := tls.Server(raw, n.tls)
 	br := bufio.NewReaderSize(conn, 4096)
 	bw := bufio.NewWriterSize(conn, 4096)
-	buf := make([]byte, MaxFrameSize)
+	buf := make([]byte, wire.MaxFrameSize)
 
 	name, id, err := n.handshake(ctx, conn, br, bw, buf)
 	if !n.admit.done(raw) && err == nil {
@@ -340,7 +342,7 @@ func (n *Node) serveConn(ctx context.Context, raw net.Conn) {
 		return
 	}
 	switch {
-	case errors.Is(err, ErrBadFrame), errors.Is(err, ErrFrameTooLarge):
+	case errors.Is(err, wire.ErrBadFrame), errors.Is(err, wire.ErrFrameTooLarge):
 		log.Warn("protocol violation, connection closed", "err", err)
 		n.emit(ctx, ConnRefused{Addr: addr, Name: name, Err: err})
 		n.emit(ctx, PeerDown{Name: name, Addr: addr, Inbound: true, Err: err})
@@ -371,25 +373,25 @@ func (n *Node) handshake(ctx context.Context, conn *tls.Conn, br *bufio.Reader, 
 	}
 	cert := conn.ConnectionState().PeerCertificates[0]
 	id := CertID(cert.Raw)
-	f, err := readFrame(br, buf)
+	f, err := wire.ReadFrame(br, buf)
 	if err != nil {
 		if isTimeout(err) {
 			return "", id, fmt.Errorf("no hello within %v", n.cfg.HandshakeTimeout)
 		}
 		return "", id, fmt.Errorf("bad hello: %w", err)
 	}
-	h, ok := f.(hello)
+	h, ok := f.(wire.Hello)
 	if !ok {
-		return "", id, fmt.Errorf("%w: expected a hello, got frame type %d", ErrBadFrame, f.frameType())
+		return "", id, fmt.Errorf("%w: expected a hello, got frame type %d", wire.ErrBadFrame, f.Type())
 	}
 	refuseWith := func(err error) (string, ID, error) {
 		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		writeFrame(bw, refuse{Reason: err.Error()})
+		wire.WriteFrame(bw, wire.Refuse{Reason: err.Error()})
 		bw.Flush()
 		return h.Name, id, err
 	}
-	if h.Version != ProtocolVersion {
-		return refuseWith(fmt.Errorf("%w: protocol version %d is not spoken here (%s runs a p2pchat that speaks %d)", ErrUpgrade, h.Version, n.self.Name, ProtocolVersion))
+	if h.Version != wire.Version {
+		return refuseWith(fmt.Errorf("%w: protocol version %d is not spoken here (%s runs a p2pchat that speaks %d)", ErrUpgrade, h.Version, n.self.Name, wire.Version))
 	}
 	if h.Name == n.self.Name {
 		return refuseWith(fmt.Errorf("hello claims to be %s, which is this instance", h.Name))
@@ -406,7 +408,7 @@ func (n *Node) handshake(ctx context.Context, conn *tls.Conn, br *bufio.Reader, 
 		n.log.Warn("identity pinned on first use", "peer", h.Name, "id", id.String())
 		n.emit(ctx, IdentityPinned{Name: h.Name, Addr: conn.RemoteAddr().String(), ID: id})
 	}
-	if err := writeFrame(bw, welcome{Version: ProtocolVersion, Name: n.self.Name}); err != nil {
+	if err := wire.WriteFrame(bw, wire.Welcome{Version: wire.Version, Name: n.self.Name}); err != nil {
 		return h.Name, id, err
 	}
 	if err := bw.Flush(); err != nil {
@@ -428,7 +430,7 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 	p := n.peers[from]
 	silence := 2 * n.cfg.IdleTimeout
 	// Pointers, so that a thousand idle friends cost 8 KB each here.
-	msgs := make(chan *message, maxReceiveBatch)
+	msgs := make(chan *wire.Message, maxReceiveBatch)
 	var readErr error
 	stop := make(chan struct{})
 	defer close(stop)
@@ -438,14 +440,14 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 		defer close(msgs)
 		for {
 			conn.SetReadDeadline(time.Now().Add(silence))
-			f, err := readFrame(br, buf)
+			f, err := wire.ReadFrame(br, buf)
 			if err != nil {
 				readErr = err
 				return
 			}
-			m, ok := f.(message)
+			m, ok := f.(wire.Message)
 			if !ok {
-				readErr = fmt.Errorf("%w: expected a message, got frame type %d", ErrBadFrame, f.frameType())
+				readErr = fmt.Errorf("%w: expected a message, got frame type %d", wire.ErrBadFrame, f.Type())
 				return
 			}
 			idle := len(msgs) == 0
@@ -464,7 +466,7 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 			}
 		}
 	}()
-	var batch []message
+	var batch []wire.Message
 	for {
 		m, ok := <-msgs
 		if !ok {
@@ -488,7 +490,7 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 		}
 		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		for _, m := range batch {
-			if err := writeFrame(bw, ack{Stream: m.Stream, Seq: m.Seq}); err != nil {
+			if err := wire.WriteFrame(bw, wire.Ack{Stream: m.Stream, Seq: m.Seq}); err != nil {
 				return err
 			}
 		}
@@ -501,9 +503,9 @@ func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *buf
 // receive records and hands on the messages of batch that are new, in
 // order. A message is new if its sequence number is above the last one
 // received in its stream; one at or below is a duplicate (a retry after a
-// lost ack) and is only acknowledged. One that jumps more than maxSeqJump
+// lost ack) and is only acknowledged. One that jumps more than wire.MaxSeqJump
 // past it is malformed. Connections from the same friend take turns here.
-func (p *peer) receive(ctx context.Context, batch []message) error {
+func (p *peer) receive(ctx context.Context, batch []wire.Message) error {
 	select {
 	case <-p.replayed:
 	case <-ctx.Done():
@@ -512,7 +514,7 @@ func (p *peer) receive(ctx context.Context, batch []message) error {
 	p.recvMu.Lock()
 	defer p.recvMu.Unlock()
 	var fresh []store.In
-	seen := make(map[streamID]uint64)
+	seen := make(map[wire.StreamID]uint64)
 	for _, m := range batch {
 		last, ok := seen[m.Stream]
 		if !ok {
@@ -524,8 +526,8 @@ func (p *peer) receive(ctx context.Context, batch []message) error {
 		if m.Seq <= last {
 			continue
 		}
-		if m.Seq-last > maxSeqJump {
-			return fmt.Errorf("%w: message %d in a stream at %d", ErrBadFrame, m.Seq, last)
+		if m.Seq-last > wire.MaxSeqJump {
+			return fmt.Errorf("%w: message %d in a stream at %d", wire.ErrBadFrame, m.Seq, last)
 		}
 		seen[m.Stream] = m.Seq
 		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Text: m.Text, Sent: m.Sent})
@@ -555,7 +557,7 @@ func (p *peer) receive(ctx context.Context, batch []message) error {
 
 // received returns the last sequence number received in stream, from
 // memory or the store. recvMu is held.
-func (p *peer) received(stream streamID) (uint64, error) {
+func (p *peer) received(stream wire.StreamID) (uint64, error) {
 	if last, ok := p.lastIn[stream]; ok {
 		return last, nil
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"p2pchat/network/wire"
 )
 
 // waitTimeout bounds every wait on a condition in these tests.
@@ -331,10 +333,13 @@ func tlsClient(t *testing.T, n *Node, id *Identity) *tls.Conn {
 	return c
 }
 
-func frames(fs ...frame) []byte {
+// testStream is a stream ID for hand-made frames.
+var testStream = wire.StreamID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+
+func frames(fs ...wire.Frame) []byte {
 	var b []byte
 	for _, f := range fs {
-		b = appendFrame(b, f)
+		b = wire.AppendFrame(b, f)
 	}
 	return b
 }
@@ -366,8 +371,8 @@ func TestHostileConnectionsAreCutOffWhileFriendsGetThrough(t *testing.T) {
 
 	var oversized [5]byte
 	oversized[0] = 0x7f // announces ~2 GB
-	oversized[4] = frameMessage
-	helloAlice := frames(hello{Version: ProtocolVersion, Name: "alice"})
+	oversized[4] = wire.TypeMessage
+	helloAlice := frames(wire.Hello{Version: wire.Version, Name: "alice"})
 
 	cases := []struct {
 		name     string
@@ -383,18 +388,18 @@ func TestHostileConnectionsAreCutOffWhileFriendsGetThrough(t *testing.T) {
 		{"half a TLS record", nil, []byte{0x16, 0x03, 0x01, 0x00, 0x40, 1}, "no TLS handshake within", ""},
 		{"stranger's certificate", newIdentity(t, "mallory"), helloAlice, `names "mallory", who is not in the table`, ""},
 		{"impostor with alice's name", newIdentity(t, "alice"), helloAlice, "alice presented identity", "alice"},
-		{"hello names someone else", aliceID, frames(hello{Version: ProtocolVersion, Name: "carol"}), `its certificate names "alice", not carol`, "carol"},
+		{"hello names someone else", aliceID, frames(wire.Hello{Version: wire.Version, Name: "carol"}), `its certificate names "alice", not carol`, "carol"},
 		{"silent after TLS", aliceID, nil, "no hello within", ""},
 		{"oversized hello", aliceID, oversized[:], "frame too large", ""},
-		{"bad magic", aliceID, frames(refuse{Reason: "p2pc"}), "expected a hello", ""},
-		{"truncated hello", aliceID, []byte{0, 0, 0, 3, frameHello, 'p', '2'}, "not a p2pchat hello", ""},
-		{"claims to be the server", aliceID, frames(hello{Version: ProtocolVersion, Name: "bob"}), "which is this instance", "bob"},
-		{"future version", aliceID, frames(hello{Version: 9, Name: "alice"}), "protocol version 9 is not spoken here", "alice"},
-		{"message before hello", aliceID, frames(message{Stream: testStream, Seq: 1, Text: "x"}), "expected a hello", ""},
+		{"bad magic", aliceID, frames(wire.Refuse{Reason: "p2pc"}), "expected a hello", ""},
+		{"truncated hello", aliceID, []byte{0, 0, 0, 3, wire.TypeHello, 'p', '2'}, "not a p2pchat hello", ""},
+		{"claims to be the server", aliceID, frames(wire.Hello{Version: wire.Version, Name: "bob"}), "which is this instance", "bob"},
+		{"future version", aliceID, frames(wire.Hello{Version: 9, Name: "alice"}), "protocol version 9 is not spoken here", "alice"},
+		{"message before hello", aliceID, frames(wire.Message{Stream: testStream, Seq: 1, Text: "x"}), "expected a hello", ""},
 		{"garbage after welcome", aliceID, append(helloAlice, 0, 0, 0, 1, 99), "unknown frame type 99", "alice"},
 		{"oversized after welcome", aliceID, append(helloAlice, oversized[:]...), "frame too large", "alice"},
-		{"too long message", aliceID, append(helloAlice, frames(message{Stream: testStream, Seq: 1, Text: strings.Repeat("x", MaxMessageRunes+1)})...), "message too long", "alice"},
-		{"empty message", aliceID, append(helloAlice, frames(message{Stream: testStream, Seq: 1})...), "empty message", "alice"},
+		{"too long message", aliceID, append(helloAlice, frames(wire.Message{Stream: testStream, Seq: 1, Text: strings.Repeat("x", MaxMessageRunes+1)})...), "message too long", "alice"},
+		{"empty message", aliceID, append(helloAlice, frames(wire.Message{Stream: testStream, Seq: 1})...), "empty message", "alice"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -450,9 +455,9 @@ func TestSilentInboundConnectionIsClosed(t *testing.T) {
 	tab := testTable(t, "alice", "bob")
 	bob := startNode(t, tab, "bob", func(c *Config) { c.IdleTimeout = 150 * time.Millisecond })
 	c := tlsClient(t, bob, newIdentity(t, "alice"))
-	c.Write(frames(hello{Version: ProtocolVersion, Name: "alice"}))
+	c.Write(frames(wire.Hello{Version: wire.Version, Name: "alice"}))
 	got := expectClosed(t, c, 5*time.Second)
-	if f, err := readFrame(bufio.NewReader(strings.NewReader(string(got))), make([]byte, MaxFrameSize)); err != nil || f.(welcome).Name != "bob" {
+	if f, err := wire.ReadFrame(bufio.NewReader(strings.NewReader(string(got))), make([]byte, wire.MaxFrameSize)); err != nil || f.(wire.Welcome).Name != "bob" {
 		t.Errorf("before closing, bob sent %q (%v), want a welcome", got, err)
 	}
 	down := waitFor(t, bob, func(e PeerDown) bool { return e.Inbound })

@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"p2pchat/network/store"
+
+	"p2pchat/network/wire"
 )
 
 // outgoing is a message on its way to a friend.
 type outgoing struct {
 	row      int64 // its row in the store
-	stream   streamID
+	stream   wire.StreamID
 	seq      uint64
 	text     string
 	created  time.Time
@@ -57,17 +59,17 @@ type peer struct {
 	wake   chan struct{} // something changed: look again
 
 	mu         sync.Mutex
-	queue      []outgoing          // sent by the person, not yet acknowledged, in order
-	low        map[streamID]uint64 // per stream, everything up to this was acknowledged
-	closed     bool                // the node stopped
+	queue      []outgoing               // sent by the person, not yet acknowledged, in order
+	low        map[wire.StreamID]uint64 // per stream, everything up to this was acknowledged
+	closed     bool                     // the node stopped
 	connected  bool
 	lastActive time.Time
 	offline    bool // the last attempt to reach the friend failed
 	kicked     bool // the friend connected to us: try again at once
 
 	recvMu   sync.Mutex
-	lastIn   map[streamID]uint64 // highest sequence number received, per stream seen this run
-	replayed chan struct{}       // closed once replay is done; receive waits for it
+	lastIn   map[wire.StreamID]uint64 // highest sequence number received, per stream seen this run
+	replayed chan struct{}            // closed once replay is done; receive waits for it
 }
 
 func newPeer(n *Node, f Friend) (*peer, error) {
@@ -76,8 +78,8 @@ func newPeer(n *Node, f Friend) (*peer, error) {
 		friend: f,
 		log:    n.log.With("peer", f.Name, "addr", f.Addr()),
 		wake:   make(chan struct{}, 1),
-		low:    make(map[streamID]uint64),
-		lastIn: make(map[streamID]uint64),
+		low:    make(map[wire.StreamID]uint64),
+		lastIn: make(map[wire.StreamID]uint64),
 
 		replayed: make(chan struct{}),
 	}
@@ -237,7 +239,7 @@ func (p *peer) run(ctx context.Context) {
 	// onAck takes the friend's acknowledgement of a, which must be of the
 	// oldest message written.
 	var delivered int64 // the last row acknowledged, to mark in the store
-	onAck := func(a ack) error {
+	onAck := func(a wire.Ack) error {
 		p.mu.Lock()
 		ok := s.sent > 0 && p.queue[0].seq == a.Seq && p.queue[0].stream == a.Stream
 		var m outgoing
@@ -249,7 +251,7 @@ func (p *peer) run(ctx context.Context) {
 		}
 		p.mu.Unlock()
 		if !ok {
-			return fmt.Errorf("%w: ack for message %d, which is not the oldest unacknowledged", ErrBadFrame, a.Seq)
+			return fmt.Errorf("%w: ack for message %d, which is not the oldest unacknowledged", wire.ErrBadFrame, a.Seq)
 		}
 		s.sent--
 		s.written = s.written[1:]
@@ -551,34 +553,34 @@ func (p *peer) dial(ctx context.Context, fails int) (*clientConn, error) {
 		ackReady: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
-	buf := make([]byte, MaxFrameSize)
+	buf := make([]byte, wire.MaxFrameSize)
 	err = conn.HandshakeContext(ctx)
 	if err == nil {
-		err = writeFrame(c.bw, hello{Version: ProtocolVersion, Name: p.node.self.Name})
+		err = wire.WriteFrame(c.bw, wire.Hello{Version: wire.Version, Name: p.node.self.Name})
 	}
 	if err == nil {
 		err = c.bw.Flush()
 	}
-	var f frame
+	var f wire.Frame
 	if err == nil {
-		f, err = readFrame(c.br, buf)
+		f, err = wire.ReadFrame(c.br, buf)
 	}
 	if err == nil {
 		switch f := f.(type) {
-		case welcome:
+		case wire.Welcome:
 			if f.Name != p.friend.Name {
 				err = fmt.Errorf("it answered as %q, not %s", f.Name, p.friend.Name)
-			} else if f.Version != ProtocolVersion {
-				err = fmt.Errorf("%w (it speaks protocol version %d, we speak %d)", ErrUpgrade, f.Version, ProtocolVersion)
+			} else if f.Version != wire.Version {
+				err = fmt.Errorf("%w (it speaks protocol version %d, we speak %d)", ErrUpgrade, f.Version, wire.Version)
 			}
-		case refuse:
+		case wire.Refuse:
 			err = &RefusedError{Reason: f.Reason}
 			if strings.Contains(f.Reason, "unsupported protocol version") {
 				// What p2pchat 0.1 answers to a newer hello.
-				err = fmt.Errorf("%w: it refused protocol version %d", ErrUpgrade, ProtocolVersion)
+				err = fmt.Errorf("%w: it refused protocol version %d", ErrUpgrade, wire.Version)
 			}
 		default:
-			err = fmt.Errorf("%w: expected a welcome, got frame type %d", ErrBadFrame, f.frameType())
+			err = fmt.Errorf("%w: expected a welcome, got frame type %d", wire.ErrBadFrame, f.Type())
 		}
 	}
 	if err == nil {
@@ -616,7 +618,7 @@ type clientConn struct {
 	// busy writing: were both sides to stop reading while they write, a
 	// long backlog would deadlock until a write deadline.
 	ackMu    sync.Mutex
-	acks     []ack
+	acks     []wire.Ack
 	ackReady chan struct{} // signalled when acks grows
 	done     chan struct{} // closed when readAcks returns; err says why
 	err      error
@@ -624,7 +626,7 @@ type clientConn struct {
 }
 
 // takeAcks returns the acks read since the last call.
-func (c *clientConn) takeAcks() []ack {
+func (c *clientConn) takeAcks() []wire.Ack {
 	c.ackMu.Lock()
 	defer c.ackMu.Unlock()
 	a := c.acks
@@ -640,7 +642,7 @@ func (c *clientConn) write(batch []outgoing, lows []uint64) error {
 		if i%writeChunk == 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
-		if err := writeFrame(c.bw, message{Stream: m.stream, Seq: m.seq, Low: lows[i], Sent: m.created, Text: m.text}); err != nil {
+		if err := wire.WriteFrame(c.bw, wire.Message{Stream: m.stream, Seq: m.seq, Low: lows[i], Sent: m.created, Text: m.text}); err != nil {
 			return err
 		}
 	}
@@ -650,13 +652,13 @@ func (c *clientConn) write(batch []outgoing, lows []uint64) error {
 func (c *clientConn) readAcks(buf []byte) {
 	defer close(c.done)
 	for {
-		f, err := readFrame(c.br, buf)
+		f, err := wire.ReadFrame(c.br, buf)
 		if err != nil {
 			c.err = err
 			return
 		}
 		switch f := f.(type) {
-		case ack:
+		case wire.Ack:
 			c.ackMu.Lock()
 			c.acks = append(c.acks, f)
 			c.ackMu.Unlock()
@@ -664,11 +666,11 @@ func (c *clientConn) readAcks(buf []byte) {
 			case c.ackReady <- struct{}{}:
 			default:
 			}
-		case refuse:
+		case wire.Refuse:
 			c.err = &RefusedError{Reason: f.Reason}
 			return
 		default:
-			c.err = fmt.Errorf("%w: expected an ack, got frame type %d", ErrBadFrame, f.frameType())
+			c.err = fmt.Errorf("%w: expected an ack, got frame type %d", wire.ErrBadFrame, f.Type())
 			return
 		}
 	}

@@ -8,10 +8,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-)
 
-// MaxNameLen is the longest friend name the table and the hello accept.
-const MaxNameLen = 32
+	"p2pchat/network/wire"
+)
 
 // Friend is one row of the table: a person and where their instance listens.
 type Friend struct {
@@ -123,7 +122,7 @@ func ReadTable(r io.Reader, file string) (*Table, error) {
 }
 
 func (t *Table) add(f Friend) error {
-	if err := CheckName(f.Name); err != nil {
+	if err := wire.CheckName(f.Name); err != nil {
 		return err
 	}
 	if err := checkHost(f.Host); err != nil {
@@ -159,23 +158,6 @@ func (t *Table) Names() []string {
 		names[i] = f.Name
 	}
 	return names
-}
-
-// CheckName accepts 1 to MaxNameLen letters, digits, '_', '-' and '.'.
-// Names never contain '/', spaces or control characters, so "name/message"
-// splits unambiguously and a name is safe to print.
-func CheckName(name string) error {
-	if name == "" || len(name) > MaxNameLen {
-		return fmt.Errorf("bad name %q: want 1 to %d characters", name, MaxNameLen)
-	}
-	for _, c := range []byte(name) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
-		default:
-			return fmt.Errorf("bad name %q: use only letters, digits, '_', '-' and '.'", name)
-		}
-	}
-	return nil
 }
 
 func checkHost(host string) error {

@@ -3,6 +3,8 @@ package network
 import (
 	"strings"
 	"testing"
+
+	"p2pchat/network/wire"
 )
 
 func TestReadTable(t *testing.T) {
@@ -42,7 +44,7 @@ func TestReadTableRefusesBadTables(t *testing.T) {
 		{"missing column", "a 127.0.0.1\n", "peers:1: missing column: want NAME HOST PORT [ID], got 2 column(s)"},
 		{"extra column", "a 127.0.0.1 1 x y z\n", "peers:1: too many columns"},
 		{"slash in name", "a/b 127.0.0.1 1\n", `peers:1: bad name "a/b"`},
-		{"long name", strings.Repeat("n", MaxNameLen+1) + " 127.0.0.1 1\n", "peers:1: bad name"},
+		{"long name", strings.Repeat("n", wire.MaxNameLen+1) + " 127.0.0.1 1\n", "peers:1: bad name"},
 		{"bad host", "a under_score 1\n", `peers:1: bad host "under_score"`},
 		{"bad id", "a 127.0.0.1 1 NOTANID\n", `peers:1: bad ID "NOTANID"`},
 		{"empty", "# nobody\n", "peers: no friends in the table"},

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"p2pchat/network"
 )
@@ -49,10 +48,10 @@ func parseLine(line, self string, friends []string) (action, error) {
 	case !slices.Contains(friends, to):
 		return nil, fmt.Errorf("unknown friend %q: your friends are %s", to, strings.Join(friends, ", "))
 	case text == "":
-		return nil, network.ErrEmptyMessage
+		return nil, fmt.Errorf("%w: write something after the '/'", network.ErrEmptyMessage)
 	}
-	if n := utf8.RuneCountInString(text); n > network.MaxMessageRunes {
-		return nil, fmt.Errorf("message too long: %d characters, at most %d; nothing was sent", n, network.MaxMessageRunes)
+	if err := network.CheckText(text); err != nil {
+		return nil, fmt.Errorf("%w; nothing was sent", err)
 	}
 	return sendAction{to: to, text: text}, nil
 }

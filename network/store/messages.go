@@ -6,13 +6,15 @@ import (
 	"errors"
 	"slices"
 	"time"
+
+	"p2pchat/network/wire"
 )
 
 // Out is a message AddOut recorded: its place in the database and its
 // identity on the wire.
 type Out struct {
 	Row    int64
-	Stream StreamID
+	Stream wire.StreamID
 	Seq    uint64
 }
 
@@ -44,7 +46,7 @@ func (db *DB) MarkDelivered(friend string, upTo int64) *Pending {
 
 // In is a message received, for AddIn.
 type In struct {
-	Stream StreamID
+	Stream wire.StreamID
 	Seq    uint64
 	Text   string
 	Sent   time.Time
@@ -81,7 +83,7 @@ func (db *DB) MarkShown(friend string, upTo int64) error {
 
 // Received returns the highest sequence number received from friend in
 // stream; zero for none.
-func (db *DB) Received(friend string, stream StreamID) (uint64, error) {
+func (db *DB) Received(friend string, stream wire.StreamID) (uint64, error) {
 	var seq int64
 	err := db.sql.QueryRow(`SELECT seq FROM received WHERE friend = ? AND stream = ?`, friend, stream[:]).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -26,7 +26,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -39,6 +38,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"p2pchat/network/wire"
 )
 
 // FileName is the database's name in the data directory.
@@ -62,14 +63,9 @@ var (
 	ErrNewer = errors.New("written by a newer p2pchat")
 )
 
-// StreamID names one run's stream of sent messages: 16 random bytes.
-type StreamID [16]byte
-
-func (s StreamID) String() string { return hex.EncodeToString(s[:]) }
-
 // NewStreamID returns a random stream ID.
-func NewStreamID() StreamID {
-	var s StreamID
+func NewStreamID() wire.StreamID {
+	var s wire.StreamID
 	rand.Read(s[:])
 	return s
 }
@@ -78,9 +74,9 @@ func NewStreamID() StreamID {
 type Message struct {
 	Row      int64 // its place in this database's order of arrival
 	Friend   string
-	Outgoing bool     // sent by us, rather than received
-	Stream   StreamID // the sender's stream
-	Seq      uint64   // the sender's sequence number in it
+	Outgoing bool          // sent by us, rather than received
+	Stream   wire.StreamID // the sender's stream
+	Seq      uint64        // the sender's sequence number in it
 	Text     string
 	Sent     time.Time // the sender's clock when it was written
 	At       time.Time // when it was recorded here
@@ -94,7 +90,7 @@ type DB struct {
 	path   string
 	sql    *sql.DB
 	lock   *os.File
-	stream StreamID
+	stream wire.StreamID
 	fresh  bool // Open created the database
 	moved  int  // messages taken from the old store
 
@@ -246,7 +242,7 @@ func plain(err error) error {
 func (db *DB) Path() string { return db.path }
 
 // Stream is this run's stream, durable since Open.
-func (db *DB) Stream() StreamID { return db.stream }
+func (db *DB) Stream() wire.StreamID { return db.stream }
 
 // Fresh reports whether Open created the database (there was none, or an
 // empty file).
@@ -309,6 +305,9 @@ func Check(dir string) (string, error) {
 	return strings.Join(found, "\n"), nil
 }
 
+// primeFree is the free space below which primeWAL does nothing.
+const primeFree = 64 << 20
+
 // primeWAL grows the WAL to its steady size at start, in one commit, and
 // rewinds it. SQLite rewinds its WAL after each checkpoint (1,000 pages),
 // so in steady state a commit overwrites blocks the file already has; but
@@ -321,6 +320,10 @@ func Check(dir string) (string, error) {
 // It costs about 25 ms at start, and 4 MB of free pages in the database,
 // which later writes reuse.
 func (db *DB) primeWAL() error {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(db.path), &fs); err != nil || fs.Bavail*uint64(fs.Bsize) < primeFree {
+		return nil // short of space: the WAL grows as it goes instead
+	}
 	ctx := context.Background()
 	c, err := db.sql.Conn(ctx)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"p2pchat/network/wire"
 )
 
 func openIn(t *testing.T, dir string) *DB {
@@ -324,7 +326,7 @@ func TestUpgradeFromV1(t *testing.T) {
 				t.Errorf("queue for %s: %q, %v; want %q", friend, texts(q), err, queued)
 			}
 			for i, m := range q {
-				if m.Seq != uint64(i+1) || m.Stream == (StreamID{}) {
+				if m.Seq != uint64(i+1) || m.Stream == (wire.StreamID{}) {
 					t.Errorf("queued %q goes out as %s/%d, want a new stream from 1", m.Text, m.Stream, m.Seq)
 				}
 			}

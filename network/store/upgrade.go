@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"p2pchat/network/store/legacy"
+
+	"p2pchat/network/wire"
 )
 
 // oldName is p2pchat 0.1's store in the data directory, and oldDir where
@@ -65,7 +67,7 @@ func (db *DB) importOld(msgs []legacy.Message) error {
 	}
 	// Old messages keep their numbers in a stream of zeros, which no
 	// friend will ever send again; queued ones get a new stream.
-	var oldStream StreamID
+	var oldStream wire.StreamID
 	queued := NewStreamID()
 	if _, err := tx.Exec(`INSERT INTO streams (id, started) VALUES (?, ?)`, queued[:], 0); err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"p2pchat/network/wire"
 )
 
 // The writer is the one goroutine that writes. It takes a request, and
@@ -227,7 +229,7 @@ type newRow struct {
 	row      int64
 	friend   string
 	outgoing bool
-	stream   StreamID
+	stream   wire.StreamID
 	seq      uint64
 	sent, at int64 // Unix milliseconds
 	text     string
@@ -241,7 +243,7 @@ const insertRows = 64
 func (t *txn) insert(rows []newRow) error {
 	type key struct {
 		friend string
-		stream StreamID
+		stream wire.StreamID
 	}
 	received := map[key]uint64{}
 	args := make([]any, 0, 8*insertRows)

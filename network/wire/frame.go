@@ -1,21 +1,20 @@
-package network
+package wire
 
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 	"unicode/utf8"
-
-	"p2pchat/network/store"
 )
 
-// ProtocolVersion is the version this package speaks, sent in every hello.
+// Version is the version this package speaks, sent in every hello.
 // Version 1 numbered messages per pair of friends, from 1 for ever; 2
 // identifies them by the sender's stream (see Delivery).
-const ProtocolVersion = 2
+const Version = 2
 
 // Limits of the wire protocol. A frame over MaxFrameSize is refused before
 // its body is read or allocated.
@@ -32,11 +31,11 @@ const helloMagic = "p2pc"
 
 // Frame types; each is documented with its payload layout in doc.go.
 const (
-	frameHello   = 1
-	frameWelcome = 2
-	frameMessage = 3
-	frameAck     = 4
-	frameRefuse  = 5
+	TypeHello   = 1
+	TypeWelcome = 2
+	TypeMessage = 3
+	TypeAck     = 4
+	TypeRefuse  = 5
 )
 
 // Errors of the frame codec. Each closes the connection it came from.
@@ -48,34 +47,36 @@ var (
 )
 
 // frame is one decoded frame: one of hello, welcome, message, ack, refuse.
-type frame interface {
-	frameType() byte
+type Frame interface {
+	Type() byte
 	appendPayload(b []byte) []byte
 }
 
-type hello struct {
+type Hello struct {
 	Version uint8
 	Name    string
 }
 
-type welcome struct {
+type Welcome struct {
 	Version uint8
 	Name    string
 }
 
 // streamID is a sender's stream: 16 random bytes, new at every start.
-type streamID = store.StreamID
+type StreamID [16]byte
 
-type message struct {
-	Stream streamID
+func (s StreamID) String() string { return hex.EncodeToString(s[:]) }
+
+type Message struct {
+	Stream StreamID
 	Seq    uint64    // from 1 within the stream
 	Low    uint64    // every message of the stream up to Low was acknowledged
 	Sent   time.Time // sender's clock, millisecond precision
 	Text   string
 }
 
-type ack struct {
-	Stream streamID
+type Ack struct {
+	Stream StreamID
 	Seq    uint64
 }
 
@@ -86,33 +87,33 @@ const (
 	ackSize       = 16 + 8
 )
 
-// maxSeqJump is how far past the last sequence number seen in a stream a
+// MaxSeqJump is how far past the last sequence number seen in a stream a
 // message may be: numbers go up by one, so a larger jump is malformed, and
 // no arithmetic on them can come near wrapping.
-const maxSeqJump = 1 << 32
+const MaxSeqJump = 1 << 32
 
-type refuse struct {
+type Refuse struct {
 	Reason string
 }
 
-func (hello) frameType() byte   { return frameHello }
-func (welcome) frameType() byte { return frameWelcome }
-func (message) frameType() byte { return frameMessage }
-func (ack) frameType() byte     { return frameAck }
-func (refuse) frameType() byte  { return frameRefuse }
+func (Hello) Type() byte   { return TypeHello }
+func (Welcome) Type() byte { return TypeWelcome }
+func (Message) Type() byte { return TypeMessage }
+func (Ack) Type() byte     { return TypeAck }
+func (Refuse) Type() byte  { return TypeRefuse }
 
-func (f hello) appendPayload(b []byte) []byte {
+func (f Hello) appendPayload(b []byte) []byte {
 	b = append(b, helloMagic...)
 	b = append(b, f.Version)
 	return append(b, f.Name...)
 }
 
-func (f welcome) appendPayload(b []byte) []byte {
+func (f Welcome) appendPayload(b []byte) []byte {
 	b = append(b, f.Version)
 	return append(b, f.Name...)
 }
 
-func (f message) appendPayload(b []byte) []byte {
+func (f Message) appendPayload(b []byte) []byte {
 	b = append(b, f.Stream[:]...)
 	b = binary.BigEndian.AppendUint64(b, f.Seq)
 	b = binary.BigEndian.AppendUint64(b, f.Low)
@@ -120,12 +121,12 @@ func (f message) appendPayload(b []byte) []byte {
 	return append(b, f.Text...)
 }
 
-func (f ack) appendPayload(b []byte) []byte {
+func (f Ack) appendPayload(b []byte) []byte {
 	b = append(b, f.Stream[:]...)
 	return binary.BigEndian.AppendUint64(b, f.Seq)
 }
 
-func (f refuse) appendPayload(b []byte) []byte {
+func (f Refuse) appendPayload(b []byte) []byte {
 	r := f.Reason
 	if len(r) > maxReasonBytes {
 		r = r[:maxReasonBytes]
@@ -134,24 +135,24 @@ func (f refuse) appendPayload(b []byte) []byte {
 }
 
 // appendFrame appends f, with its length prefix, to b.
-func appendFrame(b []byte, f frame) []byte {
+func AppendFrame(b []byte, f Frame) []byte {
 	start := len(b)
-	b = append(b, 0, 0, 0, 0, f.frameType())
+	b = append(b, 0, 0, 0, 0, f.Type())
 	b = f.appendPayload(b)
 	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
 	return b
 }
 
 // writeFrame writes f to w without flushing.
-func writeFrame(w *bufio.Writer, f frame) error {
+func WriteFrame(w *bufio.Writer, f Frame) error {
 	buf := w.AvailableBuffer()
-	_, err := w.Write(appendFrame(buf, f))
+	_, err := w.Write(AppendFrame(buf, f))
 	return err
 }
 
 // readFrame reads and decodes one frame. buf is scratch space of at least
 // MaxFrameSize bytes; the returned frame does not refer to it.
-func readFrame(r *bufio.Reader, buf []byte) (frame, error) {
+func ReadFrame(r *bufio.Reader, buf []byte) (Frame, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
@@ -174,12 +175,12 @@ func readFrame(r *bufio.Reader, buf []byte) (frame, error) {
 }
 
 // decodeFrame decodes the payload p of a frame of type typ.
-func decodeFrame(typ byte, p []byte) (frame, error) {
+func decodeFrame(typ byte, p []byte) (Frame, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadFrame, fmt.Sprintf(format, args...))
 	}
 	switch typ {
-	case frameHello:
+	case TypeHello:
 		if len(p) < len(helloMagic)+1 || string(p[:len(helloMagic)]) != helloMagic {
 			return nil, bad("not a p2pchat hello")
 		}
@@ -188,8 +189,8 @@ func decodeFrame(typ byte, p []byte) (frame, error) {
 		if err := CheckName(name); err != nil {
 			return nil, bad("hello: %v", err)
 		}
-		return hello{Version: p[0], Name: name}, nil
-	case frameWelcome:
+		return Hello{Version: p[0], Name: name}, nil
+	case TypeWelcome:
 		if len(p) < 1 {
 			return nil, bad("short welcome")
 		}
@@ -197,12 +198,12 @@ func decodeFrame(typ byte, p []byte) (frame, error) {
 		if err := CheckName(name); err != nil {
 			return nil, bad("welcome: %v", err)
 		}
-		return welcome{Version: p[0], Name: name}, nil
-	case frameMessage:
+		return Welcome{Version: p[0], Name: name}, nil
+	case TypeMessage:
 		if len(p) < messageHeader {
 			return nil, bad("short message")
 		}
-		m := message{
+		m := Message{
 			Seq:  binary.BigEndian.Uint64(p[16:]),
 			Low:  binary.BigEndian.Uint64(p[24:]),
 			Sent: time.UnixMilli(int64(binary.BigEndian.Uint64(p[32:]))),
@@ -210,27 +211,27 @@ func decodeFrame(typ byte, p []byte) (frame, error) {
 		}
 		copy(m.Stream[:], p)
 		switch {
-		case m.Stream == streamID{}:
+		case m.Stream == StreamID{}:
 			return nil, bad("message without a stream")
 		case m.Seq == 0 || m.Low >= m.Seq:
 			return nil, bad("message %d with low-water mark %d", m.Seq, m.Low)
 		}
-		if err := checkText(m.Text); err != nil {
+		if err := CheckText(m.Text); err != nil {
 			return nil, bad("message: %v", err)
 		}
 		return m, nil
-	case frameAck:
+	case TypeAck:
 		if len(p) != ackSize {
 			return nil, bad("ack of %d bytes", len(p))
 		}
-		a := ack{Seq: binary.BigEndian.Uint64(p[16:])}
+		a := Ack{Seq: binary.BigEndian.Uint64(p[16:])}
 		copy(a.Stream[:], p)
 		return a, nil
-	case frameRefuse:
+	case TypeRefuse:
 		if len(p) > maxReasonBytes {
 			return nil, bad("refuse reason of %d bytes", len(p))
 		}
-		return refuse{Reason: string(p)}, nil
+		return Refuse{Reason: string(p)}, nil
 	default:
 		return nil, bad("unknown frame type %d", typ)
 	}
@@ -239,26 +240,43 @@ func decodeFrame(typ byte, p []byte) (frame, error) {
 // Errors of CheckText.
 var (
 	// ErrEmptyMessage means a message has no text.
-	ErrEmptyMessage = errors.New("empty message: write something after the '/'")
+	ErrEmptyMessage = errors.New("empty message")
 	// ErrNotUTF8 means a message's text is not valid UTF-8.
 	ErrNotUTF8 = errors.New("message is not valid UTF-8")
 	// ErrMessageTooLong means a message is over MaxMessageRunes characters.
-	ErrMessageTooLong = fmt.Errorf("message too long: at most %d characters", MaxMessageRunes)
+	ErrMessageTooLong = errors.New("message too long")
 )
 
-// checkText reports whether text may be sent as a message.
-func checkText(text string) error {
+// CheckText reports whether text may be sent as a message.
+func CheckText(text string) error {
 	if text == "" {
 		return ErrEmptyMessage
 	}
 	if !utf8.ValidString(text) {
 		return ErrNotUTF8
 	}
-	if len(text) > MaxMessageBytes {
-		return fmt.Errorf("%w (this one has %d)", ErrMessageTooLong, utf8.RuneCountInString(text))
+	if n := utf8.RuneCountInString(text); n > MaxMessageRunes || len(text) > MaxMessageBytes {
+		return fmt.Errorf("%w: %d characters, at most %d", ErrMessageTooLong, n, MaxMessageRunes)
 	}
-	if n := utf8.RuneCountInString(text); n > MaxMessageRunes {
-		return fmt.Errorf("%w (this one has %d)", ErrMessageTooLong, n)
+	return nil
+}
+
+// MaxNameLen is the longest friend name the table and the hello accept.
+const MaxNameLen = 32
+
+// CheckName accepts 1 to MaxNameLen letters, digits, '_', '-' and '.'.
+// Names never contain '/', spaces or control characters, so "name/message"
+// splits unambiguously and a name is safe to print.
+func CheckName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("bad name %q: want 1 to %d characters", name, MaxNameLen)
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return fmt.Errorf("bad name %q: use only letters, digits, '_', '-' and '.'", name)
+		}
 	}
 	return nil
 }
