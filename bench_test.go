@@ -972,7 +972,7 @@ func (h *hub) inbound(tb testing.TB) int {
 	tb.Helper()
 	n := 0
 	for _, f := range h.friends {
-		for _, p := range f.node.Peers() {
+		for _, p := range f.node.Status() {
 			if p.Name == "hub" && p.Connected {
 				n++
 			}

@@ -3,6 +3,7 @@ package network
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -72,3 +73,59 @@ func CheckText(text string) error { return wire.CheckText(text) }
 
 // CheckName reports whether name may be a friend's name.
 func CheckName(name string) error { return wire.CheckName(name) }
+
+// Errors carried by events and returned by Send.
+var (
+	// ErrIdle is the reason of a connection closed for want of activity.
+	ErrIdle = errors.New("idle")
+	// ErrUnknownFriend means a name is not in the table.
+	ErrUnknownFriend = errors.New("unknown friend")
+	// ErrSelf means a message was addressed to this instance itself.
+	ErrSelf = errors.New("you cannot send a message to yourself")
+	// ErrNoAck means a friend did not acknowledge a message in time and the
+	// connection was given up as dead (the message is sent again).
+	ErrNoAck = errors.New("no acknowledgement")
+	// ErrClosed means the node was stopped.
+	ErrClosed = errors.New("p2pchat is stopping")
+	// ErrCertRejected means the other side of a connection ended the TLS
+	// handshake because it does not accept our certificate: a problem with
+	// us in its eyes (we are not in its table, or it pinned another
+	// identity for us), not an attack on us.
+	ErrCertRejected = errors.New("our certificate was refused")
+	// ErrUpgrade means the friend's p2pchat speaks another version of the
+	// protocol: one of the two must upgrade.
+	ErrUpgrade = errors.New("different p2pchat versions: upgrade")
+)
+
+// ListenError means the node could not listen on its address.
+type ListenError struct {
+	Name string
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("cannot listen on %s as %s: %s", e.Addr, e.Name, reason(e.Err))
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// ReachError is the reason a message could not be handed to a friend.
+type ReachError struct {
+	Name string
+	Addr string
+	Err  error
+}
+
+func (e *ReachError) Error() string {
+	return fmt.Sprintf("cannot reach %s at %s: %s", e.Name, e.Addr, reason(e.Err))
+}
+
+func (e *ReachError) Unwrap() error { return e.Err }
+
+// RefusedError means the friend's instance refused our connection.
+type RefusedError struct {
+	Reason string // as the friend sent it: not to be printed unescaped
+}
+
+func (e *RefusedError) Error() string { return "refused: " + e.Reason }

@@ -1,14 +1,12 @@
 package network
 
 import (
-	"errors"
-	"fmt"
 	"time"
 )
 
 // Event is something that happened on the network, for the shell to show.
 // It is one of MessageReceived, MessageDelivered, MessageQueued,
-// MessageFailed, PeerUp, PeerDown, ConnRefused, IdentityPinned,
+// MessageFailed, ConnUp, ConnDown, ConnRefused, IdentityPinned,
 // StoreFailed and StoreRecovered.
 type Event interface{ event() }
 
@@ -64,10 +62,10 @@ type StoreFailed struct {
 // StoreRecovered: the store records again after a StoreFailed.
 type StoreRecovered struct{}
 
-// PeerUp: a connection with a friend is established. Outbound connections
+// ConnUp: a connection with a friend is established. Outbound connections
 // are the ones we dialled to send; inbound ones were dialled by the friend.
-type PeerUp struct {
-	Name       string
+type ConnUp struct {
+	Friend     string
 	Addr       string
 	Inbound    bool
 	ID         ID     // the friend's identity, checked
@@ -82,10 +80,10 @@ type IdentityPinned struct {
 	ID   ID
 }
 
-// PeerDown: a connection with a friend closed; Err says why (ErrIdle for an
-// idle close, nil when it ended cleanly).
-type PeerDown struct {
-	Name    string
+// ConnDown: a connection with a friend closed; Err says why (ErrIdle for an
+// idle close).
+type ConnDown struct {
+	Friend  string
 	Addr    string
 	Inbound bool
 	Err     error
@@ -104,51 +102,9 @@ func (MessageReceived) event()  {}
 func (MessageDelivered) event() {}
 func (MessageFailed) event()    {}
 func (MessageQueued) event()    {}
-func (PeerUp) event()           {}
-func (PeerDown) event()         {}
+func (ConnUp) event()           {}
+func (ConnDown) event()         {}
 func (ConnRefused) event()      {}
 func (IdentityPinned) event()   {}
 func (StoreFailed) event()      {}
 func (StoreRecovered) event()   {}
-
-// Errors carried by events and returned by Send.
-var (
-	// ErrIdle is the reason of a connection closed for want of activity.
-	ErrIdle = errors.New("idle")
-	// ErrUnknownFriend means a name is not in the table.
-	ErrUnknownFriend = errors.New("unknown friend")
-	// ErrSelf means a message was addressed to this instance itself.
-	ErrSelf = errors.New("you cannot send a message to yourself")
-	// ErrNoAck means a friend did not acknowledge a message in time and the
-	// connection was given up as dead (the message is sent again).
-	ErrNoAck = errors.New("no acknowledgement")
-	// ErrUpgrade means the friend's p2pchat speaks another version of the
-	// protocol: one of the two must upgrade.
-	ErrUpgrade = errors.New("different p2pchat versions: upgrade")
-)
-
-// ListenError means the node could not listen on its address.
-type ListenError struct {
-	Name string
-	Addr string
-	Err  error
-}
-
-func (e *ListenError) Error() string {
-	return fmt.Sprintf("cannot listen on %s as %s: %s", e.Addr, e.Name, reason(e.Err))
-}
-
-func (e *ListenError) Unwrap() error { return e.Err }
-
-// ReachError is the reason a message could not be handed to a friend.
-type ReachError struct {
-	Name string
-	Addr string
-	Err  error
-}
-
-func (e *ReachError) Error() string {
-	return fmt.Sprintf("cannot reach %s at %s: %s", e.Name, e.Addr, reason(e.Err))
-}
-
-func (e *ReachError) Unwrap() error { return e.Err }

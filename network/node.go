@@ -1,14 +1,12 @@
 package network
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,16 +68,17 @@ type Config struct {
 // Node is one person's instance on the network: the server friends connect
 // to, and a client connection per friend, dialled on demand.
 type Node struct {
-	cfg    Config
-	self   Friend
-	ln     net.Listener
-	log    *slog.Logger
-	events chan Event
-	peers  map[string]*peer
-	known  *KnownPeers
-	store  *store.DB
-	tls    *tls.Config // server side
-	admit  *admission
+	cfg      Config
+	self     Friend
+	ln       net.Listener
+	log      *slog.Logger
+	events   chan Event
+	outboxes map[string]*outbox // by friend
+	inboxes  map[string]*inbox
+	known    *KnownPeers
+	store    *store.DB
+	tls      *tls.Config // server side
+	admit    *admission
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -89,7 +88,7 @@ type Node struct {
 	mu      sync.Mutex
 	inbound map[string]int // friend name -> open inbound connections
 
-	storeDown atomic.Bool // the store's last write failed, and StoreFailed was emitted
+	health storeHealth
 }
 
 // Start listens on the address of cfg.Name in cfg.Table and serves until ctx
@@ -123,29 +122,32 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
-		cfg:     cfg,
-		self:    self,
-		log:     log,
-		events:  make(chan Event, eventBuffer),
-		peers:   make(map[string]*peer),
-		known:   cfg.KnownPeers,
-		store:   cfg.Store,
-		admit:   newAdmission(),
-		inbound: make(map[string]int),
+		cfg:      cfg,
+		self:     self,
+		log:      log,
+		events:   make(chan Event, eventBuffer),
+		outboxes: make(map[string]*outbox),
+		inboxes:  make(map[string]*inbox),
+		known:    cfg.KnownPeers,
+		store:    cfg.Store,
+		admit:    newAdmission(),
+		inbound:  make(map[string]int),
 	}
 	if n.known == nil {
 		n.known, _ = LoadKnownPeers("")
 	}
+	n.health = storeHealth{log: log, emit: n.emit}
 	n.tls = n.serverTLS()
 	for _, f := range cfg.Table.Friends() {
 		if f.Name == self.Name {
 			continue
 		}
-		p, err := newPeer(n, f)
+		o, err := newOutbox(n, f)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read the queue for %s: %w", f.Name, err)
 		}
-		n.peers[f.Name] = p
+		n.outboxes[f.Name] = o
+		n.inboxes[f.Name] = newInbox(n, f)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", self.Addr())
@@ -154,11 +156,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.ln = ln
 	n.ctx, n.cancel = context.WithCancel(ctx)
-	for _, p := range n.peers {
+	for name, o := range n.outboxes {
+		in := n.inboxes[name]
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			p.run(n.ctx)
+			in.replay(n.ctx)
+			o.run(n.ctx)
 		}()
 	}
 	n.wg.Add(1)
@@ -189,8 +193,8 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		n.wg.Wait()
-		for _, p := range n.peers {
-			p.stop()
+		for _, o := range n.outboxes {
+			o.stop()
 		}
 		close(n.events)
 		n.log.Info("stopped")
@@ -208,7 +212,7 @@ func (n *Node) Send(to, text string) (uint64, error) {
 	if to == n.self.Name {
 		return 0, ErrSelf
 	}
-	p, ok := n.peers[to]
+	o, ok := n.outboxes[to]
 	if !ok {
 		return 0, fmt.Errorf("%w %q", ErrUnknownFriend, to)
 	}
@@ -216,13 +220,13 @@ func (n *Node) Send(to, text string) (uint64, error) {
 		return 0, err
 	}
 	if n.ctx.Err() != nil {
-		return 0, net.ErrClosed
+		return 0, ErrClosed
 	}
-	return p.send(text)
+	return o.send(text)
 }
 
-// PeerStatus is a snapshot of the connections with one friend.
-type PeerStatus struct {
+// FriendStatus is a snapshot of the connections with one friend.
+type FriendStatus struct {
 	Friend
 	Connected bool          // a client connection to the friend is open
 	Idle      time.Duration // for how long it has been idle, if open
@@ -233,15 +237,15 @@ type PeerStatus struct {
 	Pinned    PinSource     // where that pin comes from
 }
 
-// Peers returns the status of every friend but ourselves, in table order.
-func (n *Node) Peers() []PeerStatus {
-	var out []PeerStatus
+// Status returns the status of every friend but ourselves, in table order.
+func (n *Node) Status() []FriendStatus {
+	var out []FriendStatus
 	for _, f := range n.cfg.Table.Friends() {
-		p, ok := n.peers[f.Name]
+		o, ok := n.outboxes[f.Name]
 		if !ok {
 			continue
 		}
-		out = append(out, p.status())
+		out = append(out, o.status())
 	}
 	n.mu.Lock()
 	for i := range out {
@@ -264,310 +268,6 @@ func (n *Node) emit(ctx context.Context, ev Event) bool {
 	}
 }
 
-// serve is the accept loop: one goroutine per inbound connection, a backoff
-// on temporary errors, and a clean return once the listener is closed.
-func (n *Node) serve(ctx context.Context) {
-	var delay time.Duration
-	for {
-		conn, err := n.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-				return
-			}
-			// Out of descriptors or similar: wait and try again.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			n.log.Warn("accept failed", "err", err, "retry_in", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-			continue
-		}
-		delay = 0
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.serveConn(ctx, conn)
-		}()
-	}
-}
-
-// serveConn runs one inbound connection: TLS with the client's certificate
-// checked, the hello, then messages, each acknowledged after it has been
-// handed to the shell. serveConn closes conn.
-func (n *Node) serveConn(ctx context.Context, raw net.Conn) {
-	defer raw.Close()
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	defer stop()
-	addr := raw.RemoteAddr().String()
-	log := n.log.With("remote", addr)
-	for _, old := range n.admit.admit(raw) {
-		log.Warn("too many unauthenticated connections: closing the oldest", "closed", old.RemoteAddr().String())
-		old.Close()
-	}
-
-	conn := tls.Server(raw, n.tls)
-	br := bufio.NewReaderSize(conn, 4096)
-	bw := bufio.NewWriterSize(conn, 4096)
-	buf := make([]byte, wire.MaxFrameSize)
-
-	name, id, err := n.handshake(ctx, conn, br, bw, buf)
-	if !n.admit.done(raw) && err == nil {
-		err = errors.New("closed to make room for newer connections")
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			log.Warn("connection refused", "name", name, "err", err)
-			n.emit(ctx, ConnRefused{Addr: addr, Name: name, Err: err})
-		}
-		return
-	}
-	log = log.With("peer", name)
-	log.Info("inbound connection up")
-	n.peers[name].kick() // they are reachable: whatever waits for them goes now
-	n.mu.Lock()
-	n.inbound[name]++
-	n.mu.Unlock()
-	n.emit(ctx, PeerUp{Name: name, Addr: addr, Inbound: true, ID: id, TLSVersion: conn.ConnectionState().Version})
-
-	err = n.receive(ctx, conn, name, br, bw, buf)
-
-	n.mu.Lock()
-	n.inbound[name]--
-	n.mu.Unlock()
-	if ctx.Err() != nil {
-		return
-	}
-	switch {
-	case errors.Is(err, wire.ErrBadFrame), errors.Is(err, wire.ErrFrameTooLarge):
-		log.Warn("protocol violation, connection closed", "err", err)
-		n.emit(ctx, ConnRefused{Addr: addr, Name: name, Err: err})
-		n.emit(ctx, PeerDown{Name: name, Addr: addr, Inbound: true, Err: err})
-	case isTimeout(err):
-		log.Info("inbound connection idle, closed")
-		n.emit(ctx, PeerDown{Name: name, Addr: addr, Inbound: true, Err: ErrIdle})
-	default:
-		log.Info("inbound connection down", "err", err)
-		n.emit(ctx, PeerDown{Name: name, Addr: addr, Inbound: true, Err: err})
-	}
-}
-
-// handshake runs the TLS handshake (the client's certificate is checked in
-// serverTLS), reads the hello and answers it with a welcome or a refuse, all
-// within the handshake timeout. It returns the name the peer claimed, if it
-// got that far, and its ID.
-func (n *Node) handshake(ctx context.Context, conn *tls.Conn, br *bufio.Reader, bw *bufio.Writer, buf []byte) (string, ID, error) {
-	conn.SetDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
-	if err := conn.HandshakeContext(ctx); err != nil {
-		var idErr *IdentityError
-		switch {
-		case errors.As(err, &idErr):
-			return idErr.Name, ID{}, idErr
-		case isTimeout(err):
-			return "", ID{}, fmt.Errorf("no TLS handshake within %v", n.cfg.HandshakeTimeout)
-		}
-		return "", ID{}, &handshakeError{err}
-	}
-	cert := conn.ConnectionState().PeerCertificates[0]
-	id := CertID(cert.Raw)
-	f, err := wire.ReadFrame(br, buf)
-	if err != nil {
-		if isTimeout(err) {
-			return "", id, fmt.Errorf("no hello within %v", n.cfg.HandshakeTimeout)
-		}
-		return "", id, fmt.Errorf("bad hello: %w", err)
-	}
-	h, ok := f.(wire.Hello)
-	if !ok {
-		return "", id, fmt.Errorf("%w: expected a hello, got frame type %d", wire.ErrBadFrame, f.Type())
-	}
-	refuseWith := func(err error) (string, ID, error) {
-		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		wire.WriteFrame(bw, wire.Refuse{Reason: err.Error()})
-		bw.Flush()
-		return h.Name, id, err
-	}
-	if h.Version != wire.Version {
-		return refuseWith(fmt.Errorf("%w: protocol version %d is not spoken here (%s runs a p2pchat that speaks %d)", ErrUpgrade, h.Version, n.self.Name, wire.Version))
-	}
-	if h.Name == n.self.Name {
-		return refuseWith(fmt.Errorf("hello claims to be %s, which is this instance", h.Name))
-	}
-	if _, ok := n.peers[h.Name]; !ok {
-		return refuseWith(fmt.Errorf("%w %q: not in %s's table", ErrUnknownFriend, h.Name, n.self.Name))
-	}
-	if err := n.checkCert(h.Name, cert); err != nil {
-		return refuseWith(err)
-	}
-	if pinned, err := n.pinFirstUse(h.Name, id); err != nil {
-		return refuseWith(err)
-	} else if pinned {
-		n.log.Warn("identity pinned on first use", "peer", h.Name, "id", id.String())
-		n.emit(ctx, IdentityPinned{Name: h.Name, Addr: conn.RemoteAddr().String(), ID: id})
-	}
-	if err := wire.WriteFrame(bw, wire.Welcome{Version: wire.Version, Name: n.self.Name}); err != nil {
-		return h.Name, id, err
-	}
-	if err := bw.Flush(); err != nil {
-		return h.Name, id, err
-	}
-	conn.SetDeadline(time.Time{})
-	return h.Name, id, nil
-}
-
-// maxReceiveBatch bounds the messages recorded in one go from one connection.
-const maxReceiveBatch = 1024
-
-// receive reads messages from a friend until the connection ends. A reader
-// goroutine decodes frames while this one records: whatever arrived during
-// one commit is taken together into the next. The new messages (by
-// sequence number) are recorded durably, then handed to the shell, and then
-// all of them, duplicates included, are acknowledged in one write.
-func (n *Node) receive(ctx context.Context, conn *tls.Conn, from string, br *bufio.Reader, bw *bufio.Writer, buf []byte) error {
-	p := n.peers[from]
-	silence := 2 * n.cfg.IdleTimeout
-	// Pointers, so that a thousand idle friends cost 8 KB each here.
-	msgs := make(chan *wire.Message, maxReceiveBatch)
-	var readErr error
-	stop := make(chan struct{})
-	defer close(stop)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer close(msgs)
-		for {
-			conn.SetReadDeadline(time.Now().Add(silence))
-			f, err := wire.ReadFrame(br, buf)
-			if err != nil {
-				readErr = err
-				return
-			}
-			m, ok := f.(wire.Message)
-			if !ok {
-				readErr = fmt.Errorf("%w: expected a message, got frame type %d", wire.ErrBadFrame, f.Type())
-				return
-			}
-			idle := len(msgs) == 0
-			select {
-			case msgs <- &m:
-			case <-stop:
-				return
-			}
-			if idle && br.Buffered() == 0 {
-				// A message alone: let it be recorded now, not once
-				// this goroutine blocks reading the next. With the
-				// hints here, below and in shell/plain.go,
-				// BenchmarkWarmLatency's p50 is 1.33-1.44 times the
-				// durable relay's; without them, 1.52-1.55.
-				runtime.Gosched()
-			}
-		}
-	}()
-	var batch []wire.Message
-	for {
-		m, ok := <-msgs
-		if !ok {
-			return readErr // set before msgs was closed
-		}
-		batch = append(batch[:0], *m)
-	drain:
-		for len(batch) < maxReceiveBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break drain // record and ack what came; the next receive reports the end
-				}
-				batch = append(batch, *m)
-			default:
-				break drain
-			}
-		}
-		if err := p.receive(ctx, batch); err != nil {
-			return err
-		}
-		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		for _, m := range batch {
-			if err := wire.WriteFrame(bw, wire.Ack{Stream: m.Stream, Seq: m.Seq}); err != nil {
-				return err
-			}
-		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-	}
-}
-
-// receive records and hands on the messages of batch that are new, in
-// order. A message is new if its sequence number is above the last one
-// received in its stream; one at or below is a duplicate (a retry after a
-// lost ack) and is only acknowledged. One that jumps more than wire.MaxSeqJump
-// past it is malformed. Connections from the same friend take turns here.
-func (p *peer) receive(ctx context.Context, batch []wire.Message) error {
-	select {
-	case <-p.replayed:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	p.recvMu.Lock()
-	defer p.recvMu.Unlock()
-	var fresh []store.In
-	seen := make(map[wire.StreamID]uint64)
-	for _, m := range batch {
-		last, ok := seen[m.Stream]
-		if !ok {
-			var err error
-			if last, err = p.received(m.Stream); err != nil {
-				return err
-			}
-		}
-		if m.Seq <= last {
-			continue
-		}
-		if m.Seq-last > wire.MaxSeqJump {
-			return fmt.Errorf("%w: message %d in a stream at %d", wire.ErrBadFrame, m.Seq, last)
-		}
-		seen[m.Stream] = m.Seq
-		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Text: m.Text, Sent: m.Sent})
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	if err := p.node.store.AddIn(p.friend.Name, fresh).Wait(); err != nil {
-		p.node.storeFailed(ctx, err)
-		return err // not acknowledged: the friend sends it again
-	}
-	p.node.storeWorked(ctx)
-	for s, seq := range seen {
-		p.lastIn[s] = seq
-	}
-	for _, m := range fresh {
-		if !p.node.emit(ctx, MessageReceived{From: p.friend.Name, Seq: m.Seq, Sent: m.Sent, Text: m.Text, row: m.Row}) {
-			return ctx.Err()
-		}
-	}
-	// Let the shell show them now rather than once the acks are written:
-	// the shell's goroutine was readied on this thread and would wait
-	// (BenchmarkWarmLatency: see the hint in receive).
-	runtime.Gosched()
-	return nil
-}
-
-// received returns the last sequence number received in stream, from
-// memory or the store. recvMu is held.
-func (p *peer) received(stream wire.StreamID) (uint64, error) {
-	if last, ok := p.lastIn[stream]; ok {
-		return last, nil
-	}
-	last, err := p.node.store.Received(p.friend.Name, stream)
-	if err == nil {
-		p.lastIn[stream] = last
-	}
-	return last, err
-}
-
 // MarkShown records that m, and the messages from its sender before it,
 // have been shown to the person. The shell calls it right after showing a
 // MessageReceived; a message received but never marked shown (the process
@@ -584,7 +284,7 @@ func (n *Node) MarkShown(m MessageReceived) {
 // History returns the last n messages exchanged with friend, both ways,
 // oldest first, in the order they were recorded here.
 func (n *Node) History(friend string, max int) ([]HistoryEntry, error) {
-	if _, ok := n.peers[friend]; !ok {
+	if _, ok := n.outboxes[friend]; !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownFriend, friend)
 	}
 	ms, err := n.store.History(friend, max)
@@ -607,53 +307,39 @@ type HistoryEntry struct {
 	Delivered bool      // sent: the friend acknowledged it
 }
 
-// storeFailed reports that the store failed a write, once until it works
-// again.
-func (n *Node) storeFailed(ctx context.Context, err error) {
-	if n.storeDown.Swap(true) {
-		return
-	}
-	n.log.Error("the message database failed a write", "err", err)
-	n.emit(ctx, StoreFailed{Err: err})
-}
-
-// storeWorked reports that the store writes again, if it had failed.
-func (n *Node) storeWorked(ctx context.Context) {
-	if n.storeDown.Swap(false) {
-		n.log.Info("the message database writes again")
-		n.emit(ctx, StoreRecovered{})
-	}
-}
-
-// handshakeError is a failed TLS handshake on an inbound connection.
-type handshakeError struct{ err error }
-
-func (e *handshakeError) Error() string {
-	if certRejected(e.err) {
-		return "it gave up: " + reason(e.err)
-	}
-	return "TLS handshake failed: " + reason(e.err)
-}
-
-// CertRejected reports whether the other side ended the TLS handshake
-// because it does not accept our certificate: a problem with us in its
-// eyes, not an attack on us.
-func (e *handshakeError) CertRejected() bool { return certRejected(e.err) }
-func (e *handshakeError) Unwrap() error      { return e.err }
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // Friends returns the names of everyone this node can write to, in table
 // order.
 func (n *Node) Friends() []string {
 	var out []string
 	for _, f := range n.cfg.Table.Friends() {
-		if _, ok := n.peers[f.Name]; ok {
+		if _, ok := n.outboxes[f.Name]; ok {
 			out = append(out, f.Name)
 		}
 	}
 	return out
+}
+
+// storeHealth reports the store failing to record messages received, once,
+// and its recovery.
+type storeHealth struct {
+	down atomic.Bool // the store's last write failed, and StoreFailed was emitted
+	log  *slog.Logger
+	emit func(context.Context, Event) bool
+}
+
+// failed reports that the store failed a write, once until it works again.
+func (h *storeHealth) failed(ctx context.Context, err error) {
+	if h.down.Swap(true) {
+		return
+	}
+	h.log.Error("the message database failed a write", "err", err)
+	h.emit(ctx, StoreFailed{Err: err})
+}
+
+// worked reports that the store writes again, if it had failed.
+func (h *storeHealth) worked(ctx context.Context) {
+	if h.down.Swap(false) {
+		h.log.Info("the message database writes again")
+		h.emit(ctx, StoreRecovered{})
+	}
 }

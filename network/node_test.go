@@ -22,18 +22,8 @@ import (
 // waitTimeout bounds every wait on a condition in these tests.
 const waitTimeout = 10 * time.Second
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// testTable builds a table of the given names on free loopback ports.
+// testTable builds a table of the given names on free loopback ports
+// (freePort: port_test.go).
 func testTable(t testing.TB, names ...string) *Table {
 	t.Helper()
 	var rows []Friend
@@ -235,20 +225,20 @@ func TestIdleConnectionClosesAndNextMessageRedials(t *testing.T) {
 
 	for round := range 3 {
 		id := send(t, alice, "bob", fmt.Sprintf("round %d", round))
-		waitFor(t, alice, func(e PeerUp) bool { return e.Name == "bob" && !e.Inbound })
+		waitFor(t, alice, func(e ConnUp) bool { return e.Friend == "bob" && !e.Inbound })
 		waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
-		if st := alice.Peers()[0]; !st.Connected {
+		if st := alice.Status()[0]; !st.Connected {
 			t.Fatalf("round %d: after delivery, alice's status of bob = %+v, want connected", round, st)
 		}
-		down := waitFor(t, alice, func(e PeerDown) bool { return e.Name == "bob" && !e.Inbound })
+		down := waitFor(t, alice, func(e ConnDown) bool { return e.Friend == "bob" && !e.Inbound })
 		if !errors.Is(down.Err, ErrIdle) {
 			t.Fatalf("round %d: connection closed with %v, want idle", round, down.Err)
 		}
-		if st := alice.Peers()[0]; st.Connected {
+		if st := alice.Status()[0]; st.Connected {
 			t.Fatalf("round %d: after idle close, status = %+v", round, st)
 		}
 		// Bob sees the inbound side end as well.
-		waitFor(t, bob, func(e PeerDown) bool { return e.Name == "alice" && e.Inbound })
+		waitFor(t, bob, func(e ConnDown) bool { return e.Friend == "alice" && e.Inbound })
 	}
 }
 
@@ -460,7 +450,7 @@ func TestSilentInboundConnectionIsClosed(t *testing.T) {
 	if f, err := wire.ReadFrame(bufio.NewReader(strings.NewReader(string(got))), make([]byte, wire.MaxFrameSize)); err != nil || f.(wire.Welcome).Name != "bob" {
 		t.Errorf("before closing, bob sent %q (%v), want a welcome", got, err)
 	}
-	down := waitFor(t, bob, func(e PeerDown) bool { return e.Inbound })
+	down := waitFor(t, bob, func(e ConnDown) bool { return e.Inbound })
 	if !errors.Is(down.Err, ErrIdle) {
 		t.Errorf("closed with %v, want idle", down.Err)
 	}
@@ -490,7 +480,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("Close did not return")
 	}
-	if _, err := alice.Send("bob", "after close"); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Send after Close: %v, want net.ErrClosed", err)
+	if _, err := alice.Send("bob", "after close"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close: %v, want ErrClosed", err)
 	}
 }

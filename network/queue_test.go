@@ -53,7 +53,7 @@ func TestQueuedWhileOfflineDeliveredInOrderOnce(t *testing.T) {
 			t.Fatalf("queued %+v, want %q with %d waiting", q, text, i+1)
 		}
 	}
-	if st := alice.Peers()[0]; st.Pending != 5 || !st.Offline {
+	if st := alice.Status()[0]; st.Pending != 5 || !st.Offline {
 		t.Errorf("status while bob is away: %+v", st)
 	}
 
@@ -73,7 +73,7 @@ func TestQueuedWhileOfflineDeliveredInOrderOnce(t *testing.T) {
 	if m := waitFor[MessageReceived](t, bob, nil); m.Text != "after the queue" {
 		t.Errorf("bob then received %q", m.Text)
 	}
-	if st := alice.Peers()[0]; st.Pending != 0 || st.Offline {
+	if st := alice.Status()[0]; st.Pending != 0 || st.Offline {
 		t.Errorf("status after delivery: %+v", st)
 	}
 }
@@ -91,7 +91,7 @@ func TestQueueSurvivesSenderRestart(t *testing.T) {
 	alice.Close()
 
 	alice = startNode(t, tab, "alice", withIdentity(aliceID), withStore(aliceDB))
-	if st := alice.Peers()[0]; st.Pending != 3 {
+	if st := alice.Status()[0]; st.Pending != 3 {
 		t.Fatalf("after restart, %d waiting, want 3", st.Pending)
 	}
 	bob := startNode(t, tab, "bob")
@@ -118,7 +118,7 @@ func TestReceiverRestartShowsNothingTwice(t *testing.T) {
 	}
 	receiveTexts(t, bob, 3)
 	bob.Close()
-	waitFor(t, alice, func(e PeerDown) bool { return !e.Inbound })
+	waitFor(t, alice, func(e ConnDown) bool { return !e.Inbound })
 
 	// Messages sent while bob is down wait, then arrive once.
 	for _, text := range numbered("while down", 1, 2) {
@@ -221,7 +221,7 @@ func TestLostAckIsResentAndShownOnce(t *testing.T) {
 	}
 	// alice gives up on the silent connection and sends again on a new one;
 	// bob acknowledges without showing it again.
-	down := waitFor(t, alice, func(e PeerDown) bool { return !e.Inbound })
+	down := waitFor(t, alice, func(e ConnDown) bool { return !e.Inbound })
 	if !errors.Is(down.Err, ErrNoAck) {
 		t.Errorf("first connection dropped for %v, want no ack", down.Err)
 	}

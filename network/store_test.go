@@ -205,7 +205,7 @@ func TestFullDiskOnTheSendingSide(t *testing.T) {
 			t.Errorf("bob showed %q, which was never sent", m.Text)
 		}
 	}
-	if st := alice.Peers()[0]; st.Pending != 0 {
+	if st := alice.Status()[0]; st.Pending != 0 {
 		t.Errorf("%d messages wait after the failure, want none", st.Pending)
 	}
 	q, _ := db.Queue("bob")
@@ -232,7 +232,7 @@ func TestFullDiskOnTheReceivingSide(t *testing.T) {
 	if !strings.Contains(failed.Err.Error(), "no space left on device") {
 		t.Errorf("failure reported as %q", failed.Err)
 	}
-	if st := alice.Peers()[0]; st.Pending != 3 {
+	if st := alice.Status()[0]; st.Pending != 3 {
 		t.Errorf("alice has %d messages waiting, want all 3", st.Pending)
 	}
 	os.Remove(filler)

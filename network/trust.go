@@ -90,7 +90,7 @@ func (n *Node) pinFirstUse(name string, id ID) (bool, error) {
 // Forget removes the identity pinned on first use for name, so that the
 // next one seen is accepted. A pin in the table cannot be forgotten here.
 func (n *Node) Forget(name string) error {
-	if _, ok := n.peers[name]; !ok {
+	if _, ok := n.outboxes[name]; !ok {
 		return fmt.Errorf("%w %q", ErrUnknownFriend, name)
 	}
 	if _, src := n.pinned(name); src == PinnedByTable {
@@ -103,8 +103,8 @@ func (n *Node) Forget(name string) error {
 	if !had {
 		return fmt.Errorf("no identity is pinned for %s yet", name)
 	}
-	n.log.Warn("identity forgotten", "peer", name)
-	n.peers[name].kick() // whatever waits for them may go now
+	n.log.Warn("identity forgotten", "friend", name)
+	n.outboxes[name].reached() // whatever waits for them may go now
 	return nil
 }
 
@@ -124,7 +124,7 @@ func (n *Node) serverTLS() *tls.Config {
 			}
 			cert := cs.PeerCertificates[0]
 			cn := cert.Subject.CommonName
-			if _, ok := n.peers[cn]; !ok {
+			if _, ok := n.outboxes[cn]; !ok {
 				return &IdentityError{Presented: CertID(cert.Raw), Problem: fmt.Sprintf("its certificate names %q, who is not in the table", cn)}
 			}
 			return n.checkCert(cn, cert)

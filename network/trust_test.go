@@ -19,11 +19,11 @@ func TestTLS13WithBothCertificatesChecked(t *testing.T) {
 	bob := startNode(t, tab, "bob", withIdentity(bobID))
 
 	send(t, alice, "bob", "over TLS")
-	out := waitFor(t, alice, func(e PeerUp) bool { return !e.Inbound })
-	in := waitFor(t, bob, func(e PeerUp) bool { return e.Inbound })
+	out := waitFor(t, alice, func(e ConnUp) bool { return !e.Inbound })
+	in := waitFor(t, bob, func(e ConnUp) bool { return e.Inbound })
 	for _, c := range []struct {
 		side    string
-		ev      PeerUp
+		ev      ConnUp
 		wantID  ID
 		wantFor string
 	}{
@@ -46,7 +46,7 @@ func TestTLS13WithBothCertificatesChecked(t *testing.T) {
 		friend string
 		want   ID
 	}{{alice, "bob", bobID.ID}, {bob, "alice", aliceID.ID}} {
-		st := c.n.Peers()[0]
+		st := c.n.Status()[0]
 		if st.Name != c.friend || st.ID != c.want || st.Pinned != PinnedOnFirstUse {
 			t.Errorf("%s's status of %s: %+v, want ID %s pinned on first use", c.n.Name(), c.friend, st, c.want)
 		}
@@ -81,7 +81,7 @@ func TestImpostorRefusedBothWays(t *testing.T) {
 	// whose fresh database would take it for new.
 	waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == first })
 	bob.Close()
-	waitFor(t, alice, func(e PeerDown) bool { return e.Name == "bob" && !e.Inbound })
+	waitFor(t, alice, func(e ConnDown) bool { return e.Friend == "bob" && !e.Inbound })
 
 	impostorID := newIdentity(t, "bob")
 	impostor := startNode(t, tab, "bob", withIdentity(impostorID))
@@ -164,7 +164,7 @@ func TestIDInTheTable(t *testing.T) {
 		waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
 		send(t, bob, "alice", "and back")
 		waitFor[MessageReceived](t, alice, nil)
-		if st := alice.Peers()[0]; st.ID != bobID.ID || st.Pinned != PinnedByTable {
+		if st := alice.Status()[0]; st.ID != bobID.ID || st.Pinned != PinnedByTable {
 			t.Errorf("alice's status of bob: %+v", st)
 		}
 		assertNo[IdentityPinned](t, alice)
@@ -247,7 +247,7 @@ func TestTrustOnFirstUseAndForget(t *testing.T) {
 			t.Errorf("new bob got %q, want %q", m.Text, want)
 		}
 	}
-	if st := alice.Peers()[0]; st.ID != newBob.ID() || st.Pinned != PinnedOnFirstUse {
+	if st := alice.Status()[0]; st.ID != newBob.ID() || st.Pinned != PinnedOnFirstUse {
 		t.Errorf("after forget: %+v", st)
 	}
 }

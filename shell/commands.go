@@ -111,7 +111,7 @@ func (s *Shell) peers([]string) bool {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FRIEND\tADDRESS\tOUR CONNECTION\tTHEIRS\tWAITING")
-	peers := s.cfg.Net.Peers()
+	peers := s.cfg.Net.Status()
 	for _, p := range peers {
 		ours := "none"
 		switch {

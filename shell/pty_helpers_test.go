@@ -7,14 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,33 +82,6 @@ func build(out string) error {
 	return nil
 }
 
-// freePort returns a loopback port that was free a moment ago, never the
-// same one twice. It is drawn below the ephemeral range, so that neither the
-// source port of a connection nor a listener on port 0 (in this process or
-// another) can take it before p2pchat listens on it.
-func freePort(t *testing.T) int {
-	t.Helper()
-	lo, hi := portRange()
-	for range 1000 {
-		p := lo + rand.IntN(hi-lo)
-		portsMu.Lock()
-		taken := portsUsed[p]
-		portsUsed[p] = true
-		portsMu.Unlock()
-		if taken {
-			continue
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return p
-	}
-	t.Fatalf("no free port in [%d, %d)", lo, hi)
-	return 0
-}
-
 // deadPort returns a loopback port where nothing listens, nor will while
 // the test runs: a socket is bound to it, never listening, until the end.
 // Connecting to it is refused.
@@ -131,30 +100,6 @@ func deadPort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return sa.(*syscall.SockaddrInet4).Port
-}
-
-var (
-	portsMu   sync.Mutex
-	portsUsed = make(map[int]bool)
-)
-
-// portRange is where freePort draws ports from: the 10000 ports below the
-// ephemeral range where the system says where that is (Linux), else below
-// the usual Linux one.
-func portRange() (lo, hi int) {
-	hi = 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				hi = n
-			}
-		}
-	}
-	lo = max(hi-10000, 1024)
-	if hi-lo < 1000 { // no room below the ephemeral range: try the top of it
-		lo, hi = 61000, 65535
-	}
-	return lo, hi
 }
 
 // world is a table of friends on loopback, written to a peers file.

@@ -14,7 +14,7 @@ import (
 // Network is what the shell needs of the network: a *network.Node.
 type Network interface {
 	Send(to, text string) (uint64, error)
-	Peers() []network.PeerStatus
+	Status() []network.FriendStatus
 	Events() <-chan network.Event
 	ID() network.ID
 	Forget(name string) error
@@ -113,7 +113,7 @@ func (s *Shell) Run(ctx context.Context) error {
 	if s.cfg.Greeting != "" {
 		s.ui.notice(s.paint.Faint(s.cfg.Greeting))
 	}
-	for _, p := range s.cfg.Net.Peers() {
+	for _, p := range s.cfg.Net.Status() {
 		if p.Pending > 0 {
 			s.ui.notice(s.paint.Faint(fmt.Sprintf("%d message(s) to %s wait from before; they go out as soon as %s can be reached.", p.Pending, p.Name, p.Name)))
 		}
@@ -241,15 +241,14 @@ func (s *Shell) render(ev network.Event) {
 			s.identityWarning("a connection from "+ev.Addr, idErr, "connection closed")
 			return
 		}
-		var rejected interface{ CertRejected() bool }
-		if errors.As(ev.Err, &rejected) && rejected.CertRejected() {
+		if errors.Is(ev.Err, network.ErrCertRejected) {
 			s.problem(Sanitize(fmt.Sprintf("A connection from %s ended: %v", ev.Addr, ev.Err)))
 			return
 		}
 		s.renderRefused(ev)
 	case network.IdentityPinned:
 		s.ui.notice(s.paint.Faint(fmt.Sprintf("First contact with %s: pinned identity %s. Check it against what %s's /whoami shows.", ev.Name, ev.ID, ev.Name)))
-	case network.PeerUp, network.PeerDown:
+	case network.ConnUp, network.ConnDown:
 		// Quiet: /peers shows connection state.
 	}
 }

@@ -1,0 +1,127 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+
+	"p2pchat/network/store"
+	"p2pchat/network/wire"
+)
+
+// inbox owns what is received from one friend: recognising messages
+// received twice, recording the new ones before they are handed on, and
+// handing on again at start what a crash kept from the screen. Connections
+// from the same friend take turns in receive.
+type inbox struct {
+	friend string
+	store  *store.DB
+	emit   func(context.Context, Event) bool
+	log    *slog.Logger
+	health *storeHealth
+
+	replayed chan struct{} // closed once replay is done; receive waits for it
+
+	mu     sync.Mutex
+	lastIn map[wire.StreamID]uint64 // highest sequence number received, per stream seen this run
+}
+
+func newInbox(n *Node, f Friend) *inbox {
+	return &inbox{
+		friend:   f.Name,
+		store:    n.store,
+		emit:     n.emit,
+		log:      n.log.With("friend", f.Name),
+		health:   &n.health,
+		replayed: make(chan struct{}),
+		lastIn:   make(map[wire.StreamID]uint64),
+	}
+}
+
+// replay hands on again what was received from the friend and recorded,
+// but never marked shown: the last run ended between the two. Nothing newer
+// from the friend is handed on before it is done (receive waits).
+func (in *inbox) replay(ctx context.Context) {
+	defer close(in.replayed)
+	recs, err := in.store.Unshown(in.friend)
+	if err != nil {
+		in.log.Error("cannot read messages not yet shown", "err", err)
+		return
+	}
+	for _, r := range recs {
+		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: r.Seq, Sent: r.Sent, Text: r.Text, row: r.Row}) {
+			return
+		}
+	}
+}
+
+// receive records and hands on the messages of batch that are new, in
+// order. A message is new if its sequence number is above the last one
+// received in its stream; one at or below is a duplicate (a retry after a
+// lost ack) and is only acknowledged. One that jumps more than
+// wire.MaxSeqJump past it is malformed. An error means nothing of batch is
+// to be acknowledged.
+func (in *inbox) receive(ctx context.Context, batch []wire.Message) error {
+	select {
+	case <-in.replayed:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var fresh []store.In
+	seen := make(map[wire.StreamID]uint64)
+	for _, m := range batch {
+		last, ok := seen[m.Stream]
+		if !ok {
+			var err error
+			if last, err = in.received(m.Stream); err != nil {
+				return err
+			}
+		}
+		if m.Seq <= last {
+			continue
+		}
+		if m.Seq-last > wire.MaxSeqJump {
+			return fmt.Errorf("%w: message %d in a stream at %d", wire.ErrBadFrame, m.Seq, last)
+		}
+		seen[m.Stream] = m.Seq
+		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Text: m.Text, Sent: m.Sent})
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := in.store.AddIn(in.friend, fresh).Wait(); err != nil {
+		in.health.failed(ctx, err)
+		return err // not acknowledged: the friend sends it again
+	}
+	in.health.worked(ctx)
+	for s, seq := range seen {
+		in.lastIn[s] = seq
+	}
+	for _, m := range fresh {
+		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: m.Seq, Sent: m.Sent, Text: m.Text, row: m.Row}) {
+			return ctx.Err()
+		}
+	}
+	// Let the shell show them now rather than once the acks are written:
+	// the shell's goroutine was readied on this thread and would wait
+	// (BenchmarkWarmLatency: see the hint in serverConn.receive).
+	runtime.Gosched()
+	return nil
+}
+
+// received returns the last sequence number received in stream, from
+// memory or the store. mu is held.
+func (in *inbox) received(stream wire.StreamID) (uint64, error) {
+	if last, ok := in.lastIn[stream]; ok {
+		return last, nil
+	}
+	last, err := in.store.Received(in.friend, stream)
+	if err == nil {
+		in.lastIn[stream] = last
+	}
+	return last, err
+}
