@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"p2pchat/network/wire"
+
+	"p2pchat/network/trust"
 )
 
 // maxDialTimeout bounds the dial and handshake timeouts, which double with
@@ -39,7 +41,7 @@ func (n *Node) dial(ctx context.Context, to Friend, fails int, log *slog.Logger)
 	}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	conn := tls.Client(raw, n.clientTLS(to.Name))
+	conn := tls.Client(raw, n.pins.ClientConfig(to.Name))
 	conn.SetDeadline(time.Now().Add(grown(n.cfg.HandshakeTimeout, fails)))
 	c := &clientConn{
 		conn:     conn,
@@ -80,9 +82,9 @@ func (n *Node) dial(ctx context.Context, to Friend, fails int, log *slog.Logger)
 	}
 	if err == nil {
 		c.state = conn.ConnectionState()
-		c.id = CertID(c.state.PeerCertificates[0].Raw)
+		c.id = trust.CertID(c.state.PeerCertificates[0].Raw)
 		var pinned bool
-		if pinned, err = n.pinFirstUse(to.Name, c.id); pinned {
+		if pinned, err = n.pins.PinFirstUse(to.Name, c.id); pinned {
 			log.Warn("identity pinned on first use", "id", c.id.String())
 			n.emit(ctx, IdentityPinned{Name: to.Name, Addr: to.Addr(), ID: c.id})
 		}

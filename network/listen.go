@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"p2pchat/network/wire"
+
+	"p2pchat/network/trust"
 )
 
 // serve is the accept loop: one goroutine and one serverConn per inbound
@@ -158,7 +160,7 @@ func (c *serverConn) handshake(ctx context.Context) error {
 		return &handshakeError{err}
 	}
 	cert := c.conn.ConnectionState().PeerCertificates[0]
-	c.id = CertID(cert.Raw)
+	c.id = trust.CertID(cert.Raw)
 	f, err := wire.ReadFrame(c.br, c.buf)
 	if err != nil {
 		if isTimeout(err) {
@@ -186,10 +188,10 @@ func (c *serverConn) handshake(ctx context.Context) error {
 	if _, ok := n.outboxes[h.Name]; !ok {
 		return refuseWith(fmt.Errorf("%w %q: not in %s's table", ErrUnknownFriend, h.Name, n.self.Name))
 	}
-	if err := n.checkCert(h.Name, cert); err != nil {
+	if err := n.pins.Check(h.Name, cert); err != nil {
 		return refuseWith(err)
 	}
-	if pinned, err := n.pinFirstUse(h.Name, c.id); err != nil {
+	if pinned, err := n.pins.PinFirstUse(h.Name, c.id); err != nil {
 		return refuseWith(err)
 	} else if pinned {
 		n.log.Warn("identity pinned on first use", "friend", h.Name, "id", c.id.String())

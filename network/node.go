@@ -14,6 +14,8 @@ import (
 	"p2pchat/network/store"
 
 	"p2pchat/network/wire"
+
+	"p2pchat/network/trust"
 )
 
 // Timeouts. Each bounds a wait on the other side of a connection, so that a
@@ -76,6 +78,7 @@ type Node struct {
 	outboxes map[string]*outbox // by friend
 	inboxes  map[string]*inbox
 	known    *KnownPeers
+	pins     *trust.Pins
 	store    *store.DB
 	tls      *tls.Config // server side
 	admit    *admission
@@ -137,7 +140,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.known, _ = LoadKnownPeers("")
 	}
 	n.health = storeHealth{log: log, emit: n.emit}
-	n.tls = n.serverTLS()
+	n.pins = trust.NewPins(cfg.Identity, func(name string) (ID, bool) {
+		f, ok := cfg.Table.Lookup(name)
+		return f.ID, ok
+	}, n.known)
+	n.tls = n.pins.ServerConfig(func(name string) bool { _, ok := n.outboxes[name]; return ok })
 	for _, f := range cfg.Table.Friends() {
 		if f.Name == self.Name {
 			continue
@@ -253,7 +260,7 @@ func (n *Node) Status() []FriendStatus {
 	}
 	n.mu.Unlock()
 	for i := range out {
-		out[i].ID, out[i].Pinned = n.pinned(out[i].Name)
+		out[i].ID, out[i].Pinned = n.pins.Pinned(out[i].Name)
 	}
 	return out
 }

@@ -252,66 +252,6 @@ func TestTrustOnFirstUseAndForget(t *testing.T) {
 	}
 }
 
-func TestIdentitySurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	first, err := LoadIdentity(dir, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := LoadIdentity(dir, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first.ID != again.ID {
-		t.Errorf("ID changed across loads: %s, then %s", first.ID, again.ID)
-	}
-	for _, f := range []string{identityKeyFile, identityCertFile} {
-		st, err := os.Stat(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Mode().Perm() != 0o600 {
-			t.Errorf("%s has mode %v, want 0600", f, st.Mode().Perm())
-		}
-	}
-	// A key file made readable by others is tightened again.
-	os.Chmod(filepath.Join(dir, identityKeyFile), 0o644)
-	if _, err := LoadIdentity(dir, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := os.Stat(filepath.Join(dir, identityKeyFile)); st.Mode().Perm() != 0o600 {
-		t.Errorf("key file left at %v", st.Mode().Perm())
-	}
-	// A half-present identity is an error, not silently replaced.
-	os.Remove(filepath.Join(dir, identityCertFile))
-	if _, err := LoadIdentity(dir, "alice"); err == nil {
-		t.Error("key without certificate: no error")
-	}
-}
-
-func TestIDText(t *testing.T) {
-	id := newIdentity(t, "x").ID
-	s := id.String()
-	if len(s) != 55 || strings.ContainsAny(s, " \t") || strings.Count(s, "-") != 3 {
-		t.Errorf("ID text %q: want 52 characters in 4 dash-joined groups", s)
-	}
-	for _, in := range []string{s, strings.ToLower(s), strings.ReplaceAll(s, "-", "")} {
-		got, err := ParseID(in)
-		if err != nil || got != id {
-			t.Errorf("ParseID(%q) = %s, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "ABC", s + "A", strings.Replace(s, s[:1], "1", 1)} {
-		if _, err := ParseID(bad); err == nil {
-			t.Errorf("ParseID(%q): no error", bad)
-		}
-	}
-	tab, err := ReadTable(strings.NewReader("bob 127.0.0.1 1 "+s+"\n"), "t")
-	if err != nil || mustLookup(t, tab, "bob").ID != id {
-		t.Errorf("table with an ID column: %v", err)
-	}
-}
-
 // A few hundred junk connections at once (stalled handshakes, plaintext,
 // random bytes) are each cut off within the handshake deadline, and a
 // friend's messages get through while they are open.
@@ -366,18 +306,10 @@ func TestJunkFloodDoesNotStopFriends(t *testing.T) {
 	}
 }
 
-func TestKnownPeersFileErrors(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "known_peers")
-	os.WriteFile(bad, []byte("# ok\nbob NOT-AN-ID\n"), 0o600)
-	if _, err := LoadKnownPeers(bad); err == nil || !strings.HasPrefix(err.Error(), bad+":2: bad ID") {
-		t.Errorf("got %v, want %s:2: bad ID", err, bad)
-	}
-	k, err := LoadKnownPeers(filepath.Join(dir, "missing"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := k.Lookup("bob"); ok {
-		t.Error("empty record knows bob")
+func TestIDInTheTableColumn(t *testing.T) {
+	id := newIdentity(t, "x").ID
+	tab, err := ReadTable(strings.NewReader("bob 127.0.0.1 1 "+id.String()+"\n"), "t")
+	if err != nil || mustLookup(t, tab, "bob").ID != id {
+		t.Errorf("table with an ID column: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package network
+package trust
 
 import (
 	"bufio"
