@@ -64,7 +64,7 @@ import (
 	"time"
 
 	"p2pchat/network"
-	"p2pchat/network/store"
+
 )
 
 // Sizes of the measurements.
@@ -827,7 +827,7 @@ type friendNode struct {
 	name      string
 	row       network.Friend // its row in its table and the hub's
 	node      *network.Node
-	db        *store.DB
+	db        *network.Store
 	delivered chan struct{} // a token per delivery, dropped when one waits
 }
 
@@ -900,7 +900,7 @@ func startFriend(ctx context.Context, dir string, i int, hubRow network.Friend) 
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(dir)
+	db, err := network.OpenStore(dir)
 	if err != nil {
 		return nil, err
 	}

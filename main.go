@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"p2pchat/network"
-	"p2pchat/network/store"
 	"p2pchat/shell"
 )
 
@@ -106,9 +105,9 @@ func run(args []string) (code int) {
 		}
 		// The database belongs with the identity: created with it, so
 		// that one missing later is known to be lost.
-		if db, err := store.Open(dir); err == nil {
+		if db, err := network.OpenStore(dir); err == nil {
 			db.Close()
-		} else if !errors.Is(err, store.ErrLocked) {
+		} else if !errors.Is(err, network.ErrLocked) {
 			fmt.Fprintln(os.Stderr, "p2pchat:", err)
 			return exitError
 		}
@@ -146,15 +145,15 @@ func run(args []string) (code int) {
 	// The database first: its lock keeps a second instance off this
 	// directory before it touches anything else.
 	hadIdentity := network.HasIdentity(dir)
-	db, err := store.Open(dir)
+	db, err := network.OpenStore(dir)
 	switch {
-	case errors.Is(err, store.ErrLocked):
+	case errors.Is(err, network.ErrLocked):
 		fmt.Fprintf(os.Stderr, "p2pchat: %s is in use by another p2pchat (is %s already running?)\n", dir, name)
 		return exitError
-	case errors.Is(err, store.ErrNoSpace):
+	case errors.Is(err, network.ErrNoSpace):
 		fmt.Fprintf(os.Stderr, "p2pchat: %v; free some space and start again\n", err)
 		return exitError
-	case errors.Is(err, store.ErrDamaged):
+	case errors.Is(err, network.ErrDamaged):
 		fmt.Fprintf(os.Stderr, "p2pchat: %v; refusing to start rather than lose queued messages (p2pchat --check %s tells more; move the file aside to start afresh)\n", err, name)
 		return exitError
 	case err != nil:
@@ -251,16 +250,16 @@ func checkStore(dataDir, name string) int {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
 		return exitError
 	}
-	found, err := store.Check(dir)
+	found, err := network.CheckStore(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
 		return exitError
 	}
 	if found != "ok" {
-		fmt.Printf("%s is damaged; SQLite's integrity check found:\n%s\n", filepath.Join(dir, store.FileName), found)
+		fmt.Printf("%s is damaged; SQLite's integrity check found:\n%s\n", filepath.Join(dir, network.StoreFileName), found)
 		return exitError
 	}
-	fmt.Printf("%s: ok\n", filepath.Join(dir, store.FileName))
+	fmt.Printf("%s: ok\n", filepath.Join(dir, network.StoreFileName))
 	return exitOK
 }
 

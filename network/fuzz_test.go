@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"p2pchat/network/store"
+	"p2pchat/network/internal/store"
 
 	"p2pchat/network/wire"
 )
@@ -54,7 +54,7 @@ func FuzzAuthenticatedConn(f *testing.F) {
 		Name:             "bob",
 		Table:            tab,
 		Identity:         newIdentity(f, "bob"),
-		Store:            db,
+		Store:            &Store{db: db},
 		HandshakeTimeout: fuzzWithin,
 	})
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"sync"
 
-	"p2pchat/network/store"
+	"p2pchat/network/internal/store"
 	"p2pchat/network/wire"
 )
 

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"p2pchat/network/store"
+	"p2pchat/network/internal/store"
 
 	"p2pchat/network/wire"
 
@@ -61,8 +61,8 @@ type Config struct {
 	// memory only.
 	KnownPeers *KnownPeers
 	// Store is the durable record of messages: the queue to each friend,
-	// and what was received from each. Required.
-	Store *store.DB
+	// and what was received from each (see OpenStore). Required.
+	Store *Store
 	// Logger receives connection-level log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		outboxes: make(map[string]*outbox),
 		inboxes:  make(map[string]*inbox),
 		known:    cfg.KnownPeers,
-		store:    cfg.Store,
+		store:    cfg.Store.db,
 		admit:    newAdmission(),
 		inbound:  make(map[string]int),
 	}
@@ -350,3 +350,50 @@ func (h *storeHealth) worked(ctx context.Context) {
 		h.emit(ctx, StoreRecovered{})
 	}
 }
+
+// Store is the message database in a data directory: the queue to each
+// friend, the history, what was shown. One process at a time has it open.
+type Store struct{ db *store.DB }
+
+// Errors of OpenStore, for errors.Is.
+var (
+	// ErrLocked means another p2pchat has the data directory open.
+	ErrLocked = store.ErrLocked
+	// ErrNoSpace means the disk is full.
+	ErrNoSpace = store.ErrNoSpace
+	// ErrDamaged means the database file is not usable.
+	ErrDamaged = store.ErrDamaged
+)
+
+// OpenStore opens the message database in dir, creating it, or moving a
+// p2pchat 0.1 store into it, as needed.
+func OpenStore(dir string) (*Store, error) {
+	db, err := store.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Close makes every write durable and closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.db.Path() }
+
+// Fresh reports whether the database was created by OpenStore.
+func (s *Store) Fresh() bool { return s.db.Fresh() }
+
+// Upgraded returns how many messages OpenStore moved from a p2pchat 0.1
+// store.
+func (s *Store) Upgraded() int { return s.db.Upgraded() }
+
+// LastErr is the error of the last write, or nil if it succeeded.
+func (s *Store) LastErr() error { return s.db.LastErr() }
+
+// CheckStore runs SQLite's integrity check on the database in dir, read
+// only, and returns what it found: "ok", or the problems.
+func CheckStore(dir string) (string, error) { return store.Check(dir) }
+
+// StoreFileName is the database's name in a data directory.
+const StoreFileName = store.FileName

@@ -10,7 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"p2pchat/network/store"
+	"p2pchat/network/internal/store"
 	"runtime"
 	"strings"
 	"testing"
@@ -64,7 +64,7 @@ func startNode(t *testing.T, tab *Table, name string, tweak ...func(*Config)) *N
 		Name:     name,
 		Table:    tab,
 		Identity: newIdentity(t, name),
-		Store:    openStore(t),
+		Store:    &Store{db: openStore(t)},
 		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name),
 	}
 	for _, f := range tweak {
@@ -89,7 +89,7 @@ func openStore(t *testing.T) *store.DB {
 	return db
 }
 
-func withStore(db *store.DB) func(*Config) { return func(c *Config) { c.Store = db } }
+func withStore(db *store.DB) func(*Config) { return func(c *Config) { c.Store = &Store{db: db} } }
 
 // newIdentity creates a fresh identity for name.
 func newIdentity(t testing.TB, name string) *Identity {
@@ -290,7 +290,7 @@ func TestAddressInUse(t *testing.T) {
 	checkNoLeaks(t)
 	tab := testTable(t, "alice", "bob")
 	startNode(t, tab, "alice")
-	_, err := Start(context.Background(), Config{Name: "alice", Table: tab, Identity: newIdentity(t, "alice"), Store: openStore(t)})
+	_, err := Start(context.Background(), Config{Name: "alice", Table: tab, Identity: newIdentity(t, "alice"), Store: &Store{db: openStore(t)}})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("second Start: %v, want address already in use", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"p2pchat/network/store"
+	"p2pchat/network/internal/store"
 	"p2pchat/network/wire"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"p2pchat/network/store"
+	"p2pchat/network/internal/store"
 )
 
 // openStoreIn opens the store in dir, closed when the test ends unless the

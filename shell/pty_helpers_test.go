@@ -20,7 +20,6 @@ import (
 	"github.com/hinshun/vt10x"
 
 	"p2pchat/network"
-	"p2pchat/network/store"
 )
 
 // These tests run the real p2pchat binary on a pseudo-terminal and look at
@@ -160,7 +159,7 @@ func startFriend(t *testing.T, w world, name string) friend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(t.TempDir())
+	db, err := network.OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

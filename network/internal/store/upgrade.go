@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"p2pchat/network/store/legacy"
+	"p2pchat/network/internal/store/legacy"
 
 	"p2pchat/network/wire"
 )

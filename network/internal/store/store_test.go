@@ -285,7 +285,7 @@ type expected map[string]struct {
 // directory.
 func copyFixture(t *testing.T, name string) string {
 	t.Helper()
-	from := filepath.Join("..", "..", "testdata", "upgrade-v1", name)
+	from := filepath.Join("..", "..", "..", "testdata", "upgrade-v1", name)
 	to := t.TempDir()
 	entries, err := os.ReadDir(from)
 	if err != nil {
@@ -305,7 +305,7 @@ func copyFixture(t *testing.T, name string) string {
 // shown marks) is moved into the database once: the queue, the history
 // and what was shown are kept.
 func TestUpgradeFromV1(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "upgrade-v1", "expected.json"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "testdata", "upgrade-v1", "expected.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
