@@ -64,7 +64,6 @@ import (
 	"time"
 
 	"p2pchat/network"
-
 )
 
 // Sizes of the measurements.
