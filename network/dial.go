@@ -28,11 +28,15 @@ func grown(d time.Duration, fails int) time.Duration {
 	return min(d, maxDialTimeout)
 }
 
-// dial connects to the friend and runs the client side of the handshake:
-// TLS, where the server's certificate must be the friend's (clientTLS), then
-// our hello and their welcome, which must carry the friend's name. A friend
-// seen for the first time has its identity pinned once all of that passed.
-// fails is how many attempts before this one failed in a row.
+// dial connects to the friend and runs the TLS handshake, where the
+// server's certificate must be the friend's (ClientConfig), and puts our
+// hello in the write buffer: it goes out with the first messages, in the
+// same flight, without waiting for the welcome. The welcome (or a refuse)
+// is the first frame readAcks reads; it must carry the friend's name, and
+// a friend seen for the first time has its identity pinned then, before
+// any ack counts. So a message is shown two round trips after the dial
+// begins (TCP, then TLS), not three. fails is how many attempts before this
+// one failed in a row.
 func (n *Node) dial(ctx context.Context, to Friend, fails int, log *slog.Logger) (*clientConn, error) {
 	d := net.Dialer{Timeout: grown(DialTimeout, fails)}
 	raw, err := d.DialContext(ctx, "tcp", to.Addr())
@@ -42,7 +46,8 @@ func (n *Node) dial(ctx context.Context, to Friend, fails int, log *slog.Logger)
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	conn := tls.Client(raw, n.pins.ClientConfig(to.Name))
-	conn.SetDeadline(time.Now().Add(grown(n.cfg.HandshakeTimeout, fails)))
+	handshake := grown(n.cfg.HandshakeTimeout, fails)
+	conn.SetDeadline(time.Now().Add(handshake))
 	c := &clientConn{
 		conn:     conn,
 		br:       bufio.NewReaderSize(conn, 4096),
@@ -50,54 +55,37 @@ func (n *Node) dial(ctx context.Context, to Friend, fails int, log *slog.Logger)
 		ackReady: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
-	buf := make([]byte, wire.MaxFrameSize)
-	err = conn.HandshakeContext(ctx)
-	if err == nil {
-		err = wire.WriteFrame(c.bw, wire.Hello{Version: wire.Version, Name: n.self.Name})
-	}
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	var f wire.Frame
-	if err == nil {
-		f, err = wire.ReadFrame(c.br, buf)
-	}
-	if err == nil {
-		switch f := f.(type) {
-		case wire.Welcome:
-			if f.Name != to.Name {
-				err = fmt.Errorf("it answered as %q, not %s", f.Name, to.Name)
-			} else if f.Version != wire.Version {
-				err = fmt.Errorf("%w (it speaks protocol version %d, we speak %d)", ErrUpgrade, f.Version, wire.Version)
-			}
-		case wire.Refuse:
-			err = &RefusedError{Reason: f.Reason}
-			if strings.Contains(f.Reason, "unsupported protocol version") {
-				// What p2pchat 0.1 answers to a newer hello.
-				err = fmt.Errorf("%w: it refused protocol version %d", ErrUpgrade, wire.Version)
-			}
-		default:
-			err = fmt.Errorf("%w: expected a welcome, got frame type %d", wire.ErrBadFrame, f.Type())
-		}
-	}
-	if err == nil {
-		c.state = conn.ConnectionState()
-		c.id = trust.CertID(c.state.PeerCertificates[0].Raw)
-		var pinned bool
-		if pinned, err = n.pins.PinFirstUse(to.Name, c.id); pinned {
-			log.Warn("identity pinned on first use", "id", c.id.String())
-			n.emit(ctx, IdentityPinned{Name: to.Name, Addr: to.Addr(), ID: c.id})
-		}
-	}
-	if err != nil {
+	if err := conn.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, err
 	}
-	conn.SetDeadline(time.Time{})
+	c.state = conn.ConnectionState()
+	c.id = trust.CertID(c.state.PeerCertificates[0].Raw)
+	c.welcome = func(w wire.Welcome) error {
+		switch {
+		case w.Name != to.Name:
+			return fmt.Errorf("it answered as %q, not %s", w.Name, to.Name)
+		case w.Version != wire.Version:
+			return fmt.Errorf("%w (it speaks protocol version %d, we speak %d)", ErrUpgrade, w.Version, wire.Version)
+		}
+		pinned, err := n.pins.PinFirstUse(to.Name, c.id)
+		if pinned {
+			log.Warn("identity pinned on first use", "id", c.id.String())
+			n.emit(ctx, IdentityPinned{Name: to.Name, Addr: to.Addr(), ID: c.id})
+		}
+		return err
+	}
+	if err := wire.WriteFrame(c.bw, wire.Hello{Version: wire.Version, Name: n.self.Name}); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	// The welcome has the rest of the handshake timeout; writes get their
+	// own deadlines.
+	conn.SetWriteDeadline(time.Time{})
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		c.readAcks(buf)
+		c.readAcks(make([]byte, wire.MaxFrameSize))
 	}()
 	return c, nil
 }
@@ -120,6 +108,10 @@ type clientConn struct {
 	done     chan struct{} // closed when readAcks returns; err says why
 	err      error
 	once     sync.Once
+	// welcome checks the friend's welcome, the first frame it sends;
+	// welcomed is set once it passed (read it after done is closed).
+	welcome  func(wire.Welcome) error
+	welcomed bool
 }
 
 // takeAcks returns the acks read since the last call.
@@ -146,6 +138,7 @@ func (c *clientConn) write(batch []outgoing, lows []uint64) error {
 	return c.bw.Flush()
 }
 
+// readAcks reads the welcome, then acks, until the connection ends.
 func (c *clientConn) readAcks(buf []byte) {
 	defer close(c.done)
 	for {
@@ -153,6 +146,13 @@ func (c *clientConn) readAcks(buf []byte) {
 		if err != nil {
 			c.err = err
 			return
+		}
+		if !c.welcomed {
+			c.err = c.takeWelcome(f)
+			if c.err != nil {
+				return
+			}
+			continue
 		}
 		switch f := f.(type) {
 		case wire.Ack:
@@ -170,6 +170,27 @@ func (c *clientConn) readAcks(buf []byte) {
 			c.err = fmt.Errorf("%w: expected an ack, got frame type %d", wire.ErrBadFrame, f.Type())
 			return
 		}
+	}
+}
+
+// takeWelcome checks the first frame the friend sent.
+func (c *clientConn) takeWelcome(f wire.Frame) error {
+	switch f := f.(type) {
+	case wire.Welcome:
+		if err := c.welcome(f); err != nil {
+			return err
+		}
+		c.welcomed = true
+		c.conn.SetReadDeadline(time.Time{})
+		return nil
+	case wire.Refuse:
+		if strings.Contains(f.Reason, "unsupported protocol version") {
+			// What p2pchat 0.1 answers to a newer hello.
+			return fmt.Errorf("%w: it refused protocol version %d", ErrUpgrade, wire.Version)
+		}
+		return &RefusedError{Reason: f.Reason}
+	default:
+		return fmt.Errorf("%w: expected a welcome, got frame type %d", wire.ErrBadFrame, f.Type())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"p2pchat/network/internal/store"
+	"p2pchat/network/trust"
 	"runtime"
 	"strings"
 	"testing"
@@ -482,5 +483,56 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	if _, err := alice.Send("bob", "after close"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Send after Close: %v, want ErrClosed", err)
+	}
+}
+
+// The hello and the first message go out together right after the TLS
+// handshake: the client does not wait for the welcome, so the first
+// message is shown two round trips after the dial begins, not three. Here
+// bob is a bare TLS server that answers nothing until it has read both.
+func TestFirstMessageInOneFlight(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	bobID := newIdentity(t, "bob")
+	bobRow := mustLookup(t, tab, "bob")
+	ln, err := net.Listen("tcp", bobRow.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	known, _ := LoadKnownPeers("")
+	pins := trust.NewPins(bobID, func(string) (ID, bool) { return ID{}, false }, known)
+	got := make(chan []wire.Frame, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer raw.Close()
+		conn := tls.Server(raw, pins.ServerConfig(func(name string) bool { return name == "alice" }))
+		conn.SetDeadline(time.Now().Add(waitTimeout))
+		br := bufio.NewReader(conn)
+		var fs []wire.Frame
+		for len(fs) < 2 {
+			f, err := wire.ReadFrame(br, make([]byte, wire.MaxFrameSize))
+			if err != nil {
+				break // nothing more came before the deadline
+			}
+			fs = append(fs, f)
+		}
+		got <- fs
+	}()
+	alice := startNode(t, tab, "alice")
+	send(t, alice, "bob", "first")
+	fs := <-got
+	if len(fs) != 2 {
+		t.Fatalf("before any answer, bob read %d frames (%+v), want the hello and the message", len(fs), fs)
+	}
+	if h, ok := fs[0].(wire.Hello); !ok || h.Name != "alice" {
+		t.Errorf("first frame %+v, want alice's hello", fs[0])
+	}
+	if m, ok := fs[1].(wire.Message); !ok || m.Text != "first" {
+		t.Errorf("second frame %+v, want the message", fs[1])
 	}
 }

@@ -246,12 +246,20 @@ func stoppedTimer() *time.Timer {
 }
 
 // drop closes the connection after err, and backs off unless it was idle.
+// A connection that ended before the friend's welcome was an attempt to
+// reach the friend that failed, and counts as one.
 func (o *outbox) drop(ctx context.Context, err error) {
 	o.c.close()
+	welcomed := o.c.welcomed
 	o.c, o.sent, o.written = nil, 0, nil
 	o.idle.Stop()
 	o.ackDue.Stop()
 	o.setConnected(false)
+	if !welcomed {
+		o.unreachable(ctx, time.Now(), err)
+		o.emit(ctx, ConnDown{Friend: o.friend.Name, Addr: o.friend.Addr(), Err: err})
+		return
+	}
 	if errors.Is(err, ErrIdle) {
 		o.log.Info("client connection closed", "reason", "idle")
 	} else {
@@ -386,19 +394,9 @@ func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 	o.lastDial = now
 	c, err := o.dial(ctx, o.fails)
 	if err != nil {
-		if ctx.Err() != nil {
-			return false
+		if ctx.Err() == nil {
+			o.unreachable(ctx, now, err)
 		}
-		o.fails++
-		o.log.Warn("cannot reach friend", "err", err)
-		o.mu.Lock()
-		o.offline = true
-		o.mu.Unlock()
-		o.backoff = nextBackoff(o.backoff)
-		o.retryAt = now.Add(o.backoff)
-		o.retry.Reset(o.backoff)
-		o.lastErr = &ReachError{Name: o.friend.Name, Addr: o.friend.Addr(), Err: err}
-		o.reportQueued(ctx, o.lastErr)
 		return false
 	}
 	o.c, o.fails = c, 0
@@ -406,6 +404,24 @@ func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 	o.log.Info("client connection up")
 	o.emit(ctx, ConnUp{Friend: o.friend.Name, Addr: o.friend.Addr(), ID: c.id, TLSVersion: c.state.Version})
 	return true
+}
+
+// unreachable takes a failed attempt to reach the friend: it backs off,
+// and tells the person, once per message, that their messages wait.
+func (o *outbox) unreachable(ctx context.Context, now time.Time, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	o.fails++
+	o.log.Warn("cannot reach friend", "err", err)
+	o.mu.Lock()
+	o.offline = true
+	o.mu.Unlock()
+	o.backoff = nextBackoff(o.backoff)
+	o.retryAt = now.Add(o.backoff)
+	o.retry.Reset(o.backoff)
+	o.lastErr = &ReachError{Name: o.friend.Name, Addr: o.friend.Addr(), Err: err}
+	o.reportQueued(ctx, o.lastErr)
 }
 
 // sync waits for the store's write rec, and so for every write handed to
