@@ -1,10 +1,29 @@
-// Package network is p2pchat's peer-to-peer layer: the table of friends, the
-// server friends connect to, a lazily dialled client connection per friend,
-// idle closing, and the wire protocol.
+// Package network is p2pchat's peer-to-peer layer: the table of friends,
+// the server friends connect to, a lazily dialled client connection per
+// friend, idle closing, delivery exactly once, and the wire protocol. It
+// never prints and knows nothing about terminals: what happens is reported
+// as typed events on Node.Events, and the caller renders them.
 //
-// It never prints and knows nothing about terminals. What happens is reported
-// as typed events on Node.Events (a message received, delivered or failed; a
-// peer up or down; a connection refused), and the caller renders them.
+// Each file owns one thing:
+//
+//	node.go      Node: Start, Close, Send, Status, History, Forget, Friends
+//	events.go    the events; errors.go, the errors
+//	listen.go    the accept loop, admission, and serverConn, one per inbound connection
+//	dial.go      the lazy dial and clientConn, the client side of a connection
+//	outbox.go    per friend, the queue and the goroutine that sends it
+//	inbox.go     per friend, de-duplication, the record before showing, replay
+//	table.go     the table of friends; trust.go, what network takes from package trust
+//
+// and the subpackages own the rest: wire (frames, limits, name and text
+// rules, the protocol doc; no state), trust (identities, pins, TLS
+// configurations) and internal/store (the SQLite database, reachable only
+// through this package: OpenStore).
+//
+// A message's way: Send hands it to the friend's outbox, which records it
+// in the store and writes it on the client connection at once, dialling
+// first if need be; the friend's serverConn reads it, its inbox records it
+// and hands it on as MessageReceived, and the serverConn acknowledges it;
+// the outbox reads the ack and reports MessageDelivered.
 //
 // # Identity and trust
 //
@@ -15,7 +34,7 @@
 // TLS 1.3 with certificates on both sides and no certificate authority:
 // instead, a name is bound to an ID, by the table's fourth column where it
 // is given, else by KnownPeers, which pins the first ID seen for a name
-// (trust on first use). A peer is accepted as a friend only if its
+// (trust on first use). A connection is accepted as a friend's only if its
 // certificate names that friend and its ID matches the pin; the client
 // checks the server during the handshake, the server checks the client
 // during the handshake and again against the hello. A mismatch closes the
@@ -30,7 +49,7 @@
 //
 // A message is identified by its sender, the sender's stream and a
 // sequence number. A stream is 16 random bytes that the store begins at
-// every start (store.DB.Stream), made durable before any message goes out;
+// every start , made durable before any message goes out;
 // within it, the messages to each friend are numbered from 1. A database
 // that is deleted, moved aside or restored from an older copy therefore
 // never gives a friend a number it has seen: the next start is a new
@@ -69,8 +88,11 @@
 // connection in its own goroutine. Messages to a friend go out on a separate
 // client connection that the node dials on the first message to that friend,
 // reuses for later ones, and closes after Config.IdleTimeout without
-// activity; the next message dials again. An inbound connection silent for
-// twice the idle timeout is closed, so dead peers cannot pin descriptors.
+// activity; the next message dials again. The client's hello and its first
+// messages go out together right after the TLS handshake, without waiting
+// for the welcome, so a first message is shown two round trips after the
+// dial begins. An inbound connection silent for
+// twice the idle timeout is closed, so friends that vanished cannot pin descriptors.
 // Every read from the other side has a deadline. Cancelling the context given
 // to Start, or calling Close, stops everything; Close returns once every
 // goroutine has.

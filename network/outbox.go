@@ -502,15 +502,21 @@ func (o *outbox) reportQueued(ctx context.Context, err error) {
 	if !o.sync(ctx, last) {
 		return
 	}
+	// Only what is durable: messages sent while sync waited are not yet,
+	// and the next report tells of them.
 	o.mu.Lock()
 	var news []outgoing
-	for i := range o.queue {
-		if !o.queue[i].reported {
-			o.queue[i].reported = true
-			news = append(news, o.queue[i])
+	n := 0
+	for ; n < len(o.queue); n++ {
+		m := &o.queue[n]
+		if !m.durable && m.record != nil {
+			break
+		}
+		if !m.reported {
+			m.reported = true
+			news = append(news, *m)
 		}
 	}
-	n := len(o.queue)
 	o.mu.Unlock()
 	for _, m := range news {
 		o.emit(ctx, MessageQueued{To: o.friend.Name, Seq: m.seq, Text: m.text, Waiting: n, Err: err})

@@ -44,7 +44,7 @@ func DefaultTable() *Table {
 	return t
 }
 
-// NewTable builds a table from rows, checking each as ReadTable does.
+// NewTable builds a table from rows, checking each as readTable does.
 func NewTable(friends []Friend) (*Table, error) {
 	t := &Table{index: make(map[string]int)}
 	for _, f := range friends {
@@ -55,22 +55,22 @@ func NewTable(friends []Friend) (*Table, error) {
 	return t, nil
 }
 
-// LoadTable reads the table from the file at path; see ReadTable.
+// LoadTable reads the table from the file at path; see readTable.
 func LoadTable(path string) (*Table, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return ReadTable(f, path)
+	return readTable(f, path)
 }
 
-// ReadTable parses a table: one friend a line as "NAME HOST PORT [ID]",
+// readTable parses a table: one friend a line as "NAME HOST PORT [ID]",
 // columns separated by spaces or tabs, '#' starting a comment, blank lines
 // ignored. ID, where given, pins the friend's identity as p2pchat --id
 // prints it.
 // An error names the place as "file:line: reason".
-func ReadTable(r io.Reader, file string) (*Table, error) {
+func readTable(r io.Reader, file string) (*Table, error) {
 	t := &Table{index: make(map[string]int)}
 	lines := make(map[string]int) // name -> line it was first seen on
 	sc := bufio.NewScanner(r)

@@ -9,7 +9,7 @@ import (
 
 func TestReadTable(t *testing.T) {
 	good := "# friends\n\nalice 127.0.0.1 50000\nbob\t::1\t50001   # trailing comment\n  carol  [::1] 50002\ndave example.org 65535\n"
-	tab, err := ReadTable(strings.NewReader(good), "peers.txt")
+	tab, err := readTable(strings.NewReader(good), "peers.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestReadTableRefusesBadTables(t *testing.T) {
 		{"empty", "# nobody\n", "peers: no friends in the table"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ReadTable(strings.NewReader(tc.text), "peers")
+			_, err := readTable(strings.NewReader(tc.text), "peers")
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error starting %q", err, tc.want)
 			}

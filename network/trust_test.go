@@ -308,7 +308,7 @@ func TestJunkFloodDoesNotStopFriends(t *testing.T) {
 
 func TestIDInTheTableColumn(t *testing.T) {
 	id := newIdentity(t, "x").ID
-	tab, err := ReadTable(strings.NewReader("bob 127.0.0.1 1 "+id.String()+"\n"), "t")
+	tab, err := readTable(strings.NewReader("bob 127.0.0.1 1 "+id.String()+"\n"), "t")
 	if err != nil || mustLookup(t, tab, "bob").ID != id {
 		t.Errorf("table with an ID column: %v", err)
 	}

@@ -67,15 +67,15 @@ var palette = []color.Attribute{
 	color.FgHiGreen, color.FgHiYellow, color.FgHiBlue, color.FgHiMagenta, color.FgHiCyan,
 }
 
-// Painter draws names and notices, in colour or not.
-type Painter struct {
+// painter draws names and notices, in colour or not.
+type painter struct {
 	enabled bool
 }
 
-// NewPainter returns a Painter that colours only if enabled.
-func NewPainter(enabled bool) Painter { return Painter{enabled: enabled} }
+// newPainter returns a painter that colours only if enabled.
+func newPainter(enabled bool) painter { return painter{enabled: enabled} }
 
-func (p Painter) paint(s string, attrs ...color.Attribute) string {
+func (p painter) paint(s string, attrs ...color.Attribute) string {
 	if !p.enabled {
 		return s
 	}
@@ -86,14 +86,14 @@ func (p Painter) paint(s string, attrs ...color.Attribute) string {
 
 // Name draws a friend's name in the friend's own colour, the same for a
 // name on every run and every machine.
-func (p Painter) Name(name string) string {
+func (p painter) Name(name string) string {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	return p.paint(name, palette[h.Sum32()%uint32(len(palette))], color.Bold)
 }
 
 // Problem draws a line that reports something that went wrong.
-func (p Painter) Problem(s string) string { return p.paint(s, color.FgRed) }
+func (p painter) Problem(s string) string { return p.paint(s, color.FgRed) }
 
 // Faint draws secondary information.
-func (p Painter) Faint(s string) string { return p.paint(s, color.Faint) }
+func (p painter) Faint(s string) string { return p.paint(s, color.Faint) }

@@ -41,7 +41,7 @@ func FuzzSanitize(f *testing.F) {
 }
 
 func TestNameColoursAreStableAndDistinct(t *testing.T) {
-	p := NewPainter(true)
+	p := newPainter(true)
 	seen := map[string]string{}
 	for _, name := range []string{"user_1", "user_2", "user_3"} {
 		c := p.Name(name)
@@ -57,14 +57,14 @@ func TestNameColoursAreStableAndDistinct(t *testing.T) {
 		}
 		seen[prefix] = name
 	}
-	if got := NewPainter(false).Name("user_1"); got != "user_1" {
+	if got := newPainter(false).Name("user_1"); got != "user_1" {
 		t.Errorf("without colour: %q", got)
 	}
 }
 
 func TestRenderReceivedAndRefused(t *testing.T) {
 	var out, errOut strings.Builder
-	s := &Shell{paint: NewPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: map[string]*refusal{}}
+	s := &Shell{paint: newPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: map[string]*refusal{}}
 
 	s.render(network.MessageReceived{From: "bob", Text: "hi\x1b[2J"})
 	s.ui.flush()

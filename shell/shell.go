@@ -42,7 +42,7 @@ type Config struct {
 // Shell is one person's session.
 type Shell struct {
 	cfg     Config
-	paint   Painter
+	paint   painter
 	ui      ui
 	refused map[string]*refusal // by remote host: to keep floods to one line
 
@@ -81,7 +81,7 @@ var errInterrupt = errors.New("interrupted")
 
 // New prepares a shell; on a terminal it takes over the screen.
 func New(cfg Config) (*Shell, error) {
-	s := &Shell{cfg: cfg, paint: NewPainter(cfg.Color), refused: make(map[string]*refusal), shown: make(map[string]network.MessageReceived)}
+	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: make(map[string]*refusal), shown: make(map[string]network.MessageReceived)}
 	if cfg.Terminal {
 		t, err := newTerminalUI(cfg, s.completer())
 		if err != nil {

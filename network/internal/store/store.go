@@ -221,7 +221,8 @@ func plain(err error) error {
 		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
 			return fmt.Errorf("%w (%s)", ErrDamaged, strings.TrimSuffix(se.Error(), fmt.Sprintf(" (%d)", se.Code())))
 		case sqlite3.SQLITE_IOERR:
-			if errors.Is(err, syscall.ENOSPC) {
+			// The shared-memory index cannot grow: the disk is full.
+			if se.Code() == sqlite3.SQLITE_IOERR_SHMSIZE || errors.Is(err, syscall.ENOSPC) {
 				return ErrNoSpace
 			}
 			return fmt.Errorf("disk I/O error (%s)", se.Error())
@@ -245,7 +246,7 @@ func (db *DB) Path() string { return db.path }
 func (db *DB) Stream() wire.StreamID { return db.stream }
 
 // Fresh reports whether Open created the database (there was none, or an
-// empty file).
+// empty file) and found no p2pchat 0.1 store to take in.
 func (db *DB) Fresh() bool { return db.fresh }
 
 // Upgraded returns how many messages Open took from a p2pchat 0.1 store.
@@ -300,7 +301,12 @@ func Check(dir string) (string, error) {
 		found = append(found, s)
 	}
 	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("cannot check %s: %w", path, plain(err))
+		err = plain(err)
+		if len(found) == 0 || !errors.Is(err, ErrDamaged) {
+			return "", fmt.Errorf("cannot check %s: %w", path, err)
+		}
+		// What it found before a page too damaged to go on.
+		found = append(found, err.Error())
 	}
 	return strings.Join(found, "\n"), nil
 }

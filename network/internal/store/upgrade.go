@@ -31,6 +31,7 @@ func (db *DB) upgrade(dir string) error {
 	if len(files) == 0 {
 		return nil
 	}
+	db.fresh = false // it starts with what the old store held
 	var done string
 	err := db.sql.QueryRow(`SELECT value FROM meta WHERE key = 'upgraded-from-0.1'`).Scan(&done)
 	if err != nil && done == "" {
