@@ -820,7 +820,7 @@ func TestIdleCloseAndRedial(t *testing.T) {
 		}
 		return countFunc(strings.Split(string(b), "\n"), match)
 	}
-	toUser2 := func(l string) bool { return strings.Contains(l, " peer=user_2 ") }
+	toUser2 := func(l string) bool { return strings.Contains(l, " friend=user_2 ") }
 	closedIdle := func(l string) bool {
 		return toUser2(l) && strings.Contains(l, `msg="client connection closed"`) && strings.Contains(l, "reason=idle")
 	}
@@ -969,7 +969,7 @@ func TestTrustOnFirstUse(t *testing.T) {
 	waitPoll(t, "user_1's log to say its connection to user_2 was lost", func() bool {
 		b, err := os.ReadFile(filepath.Join(u1.dataDir, "p2pchat.log"))
 		return err == nil && slices.ContainsFunc(strings.Split(string(b), "\n"), func(l string) bool {
-			return strings.Contains(l, `msg="client connection lost"`) && strings.Contains(l, " peer=user_2 ")
+			return strings.Contains(l, `msg="client connection lost"`) && strings.Contains(l, " friend=user_2 ")
 		})
 	})
 	newDir := t.TempDir()

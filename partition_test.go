@@ -217,7 +217,7 @@ func (n *netnsPair) start(t *testing.T, i int, name, peersFile, dataDir string, 
 func (p *nsInstance) logPath() string { return filepath.Join(p.dataDir, "p2pchat.log") }
 
 // logCount counts the lines of the instance's log that have msg="<msg>",
-// the field peer=<peer>, and contain every one of also.
+// the field friend=<peer>, and contain every one of also.
 func (p *nsInstance) logCount(t *testing.T, msg, peer string, also ...string) int {
 	t.Helper()
 	b, err := os.ReadFile(p.logPath())
@@ -226,7 +226,7 @@ func (p *nsInstance) logCount(t *testing.T, msg, peer string, also ...string) in
 	}
 	n := 0
 	for _, l := range strings.Split(string(b), "\n") {
-		if !strings.Contains(l, `msg="`+msg+`"`) || !slices.Contains(strings.Fields(l), "peer="+peer) {
+		if !strings.Contains(l, `msg="`+msg+`"`) || !slices.Contains(strings.Fields(l), "friend="+peer) {
 			continue
 		}
 		if !slices.ContainsFunc(also, func(s string) bool { return !strings.Contains(l, s) }) {

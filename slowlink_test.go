@@ -179,7 +179,7 @@ func slowLinkTimeline(t *testing.T, p *nsInstance, peer string, since time.Time)
 	}
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if !slices.Contains(strings.Fields(l), "peer="+peer) {
+		if !slices.Contains(strings.Fields(l), "friend="+peer) {
 			continue
 		}
 		stamp, rest, ok := strings.Cut(strings.TrimPrefix(l, "time="), " ")
