@@ -536,3 +536,45 @@ func TestFirstMessageInOneFlight(t *testing.T) {
 		t.Errorf("second frame %+v, want the message", fs[1])
 	}
 }
+
+// A friend still on p2pchat 0.1 (protocol version 1) refuses our hello
+// with its own words; the person is told to upgrade, and the message
+// stays queued.
+func TestOldFriendIsToldApart(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	bobID := newIdentity(t, "bob")
+	ln, err := net.Listen("tcp", mustLookup(t, tab, "bob").Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	known, _ := LoadKnownPeers("")
+	pins := trust.NewPins(bobID, func(string) (ID, bool) { return ID{}, false }, known)
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn := tls.Server(raw, pins.ServerConfig(func(name string) bool { return name == "alice" }))
+			conn.SetDeadline(time.Now().Add(waitTimeout))
+			br, bw := bufio.NewReader(conn), bufio.NewWriter(conn)
+			if _, err := wire.ReadFrame(br, make([]byte, wire.MaxFrameSize)); err == nil {
+				// What p2pchat 0.1 answered to a hello of another version.
+				wire.WriteFrame(bw, wire.Refuse{Reason: "unsupported protocol version 2 (this peer speaks 1)"})
+				bw.Flush()
+			}
+			conn.Close()
+		}
+	}()
+	alice := startNode(t, tab, "alice")
+	seq := send(t, alice, "bob", "are you there?")
+	q := waitFor(t, alice, func(e MessageQueued) bool { return e.Seq == seq })
+	if !errors.Is(q.Err, ErrUpgrade) || !strings.Contains(q.Err.Error(), "upgrade") {
+		t.Errorf("queued because of %v, want a reason that says to upgrade", q.Err)
+	}
+	if st := alice.Status()[0]; st.Pending != 1 {
+		t.Errorf("%d waiting, want the message kept", st.Pending)
+	}
+}
