@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -98,18 +99,22 @@ func run(args []string) (code int) {
 			fmt.Fprintln(os.Stderr, "p2pchat:", err)
 			return exitError
 		}
+		created := !network.HasIdentity(dir)
 		id, err := network.LoadIdentity(dir, name)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "p2pchat:", err)
 			return exitError
 		}
 		// The database belongs with the identity: created with it, so
-		// that one missing later is known to be lost.
-		if db, err := network.OpenStore(dir); err == nil {
-			db.Close()
-		} else if !errors.Is(err, network.ErrLocked) {
-			fmt.Fprintln(os.Stderr, "p2pchat:", err)
-			return exitError
+		// that one missing later is known to be lost (and not made
+		// anew here, where nobody would hear that it was).
+		if created {
+			if db, err := network.OpenStore(dir); err == nil {
+				db.Close()
+			} else if !errors.Is(err, network.ErrLocked) {
+				fmt.Fprintln(os.Stderr, "p2pchat:", err)
+				return exitError
+			}
 		}
 		fmt.Println(id.ID)
 		return exitOK
@@ -129,7 +134,7 @@ func run(args []string) (code int) {
 		table = t
 	}
 	if _, ok := table.Lookup(name); !ok {
-		fmt.Fprintf(os.Stderr, "p2pchat: %q is not in the table of friends; it has %v\n", name, table.Names())
+		fmt.Fprintf(os.Stderr, "p2pchat: %q is not in the table of friends; it has %s\n", name, strings.Join(table.Names(), ", "))
 		return exitUsage
 	}
 	if *idle <= 0 || *ackTimeout <= 0 {

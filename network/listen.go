@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
@@ -105,7 +106,14 @@ func (c *serverConn) serve(ctx context.Context) {
 		err = errors.New("closed to make room for newer connections")
 	}
 	if err != nil {
-		if ctx.Err() == nil {
+		c.raw.Close() // before anyone hears of it
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, io.EOF):
+			// Closed before it said anything wrong: a friend that quit
+			// in the middle, not an attack.
+			c.log.Info("connection closed during the handshake", "name", c.name, "err", err)
+		default:
 			c.log.Warn("connection refused", "name", c.name, "err", err)
 			n.emit(ctx, ConnRefused{Addr: c.addr, Name: c.name, Err: err})
 		}

@@ -134,6 +134,11 @@ func (t *Table) add(f Friend) error {
 	if _, dup := t.index[f.Name]; dup {
 		return fmt.Errorf("duplicate name %q", f.Name)
 	}
+	for _, g := range t.friends {
+		if strings.EqualFold(g.Host, f.Host) && g.Port == f.Port {
+			return fmt.Errorf("%s has the address of %s (%s): two friends cannot share one", f.Name, g.Name, g.Addr())
+		}
+	}
 	t.index[f.Name] = len(t.friends)
 	t.friends = append(t.friends, f)
 	return nil

@@ -86,3 +86,27 @@ func TestRenderReceivedAndRefused(t *testing.T) {
 		t.Errorf("refusals rendered as\n%q\nwant\n%q", lines, want)
 	}
 }
+
+// An identity warning is said once per identity presented for a name, not
+// at every retry; another identity is news.
+func TestIdentityWarningOnce(t *testing.T) {
+	var out, errOut strings.Builder
+	s := &Shell{paint: newPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: map[string]*refusal{}, warned: map[string]bool{}}
+	a, _ := network.ParseID("CUPXJ2B4LDOVT-VZEPCSCOQ5I5F-PI7HK25LEENMM-BQJEPGFCLWGOA")
+	b, _ := network.ParseID("LXPZLGCKDQ4EW-WMKZHSETBJ5JC-7IUL3N6KSJ4OB-DW3WHEAICFBNQ")
+	queued := func(presented network.ID) network.MessageQueued {
+		idErr := &network.IdentityError{Name: "bob", Presented: presented, Expected: a, Source: network.PinnedOnFirstUse}
+		return network.MessageQueued{To: "bob", Waiting: 1, Err: &network.ReachError{Name: "bob", Addr: "127.0.0.1:1", Err: idErr}}
+	}
+	for range 8 {
+		s.render(queued(b))
+	}
+	if n := strings.Count(errOut.String(), "WARNING"); n != 1 {
+		t.Errorf("8 retries meeting one identity gave %d warnings:\n%s", n, errOut.String())
+	}
+	other, _ := network.ParseID("7U4YVF73NIENT-TANVPWEXOKHWS-ASTLGQUZ56EFC-ALOKSDV4KO3JA")
+	s.render(queued(other))
+	if n := strings.Count(errOut.String(), "WARNING"); n != 2 {
+		t.Errorf("a second identity gave %d warnings in all, want 2", n)
+	}
+}

@@ -47,6 +47,7 @@ type Shell struct {
 	refused map[string]*refusal // by remote host: to keep floods to one line
 
 	shown     map[string]network.MessageReceived // last message shown per friend, not yet marked
+	warned    map[string]bool                    // identity warnings given, by name and identity
 	unflushed int                                // messages shown since the last settle
 }
 
@@ -81,7 +82,7 @@ var errInterrupt = errors.New("interrupted")
 
 // New prepares a shell; on a terminal it takes over the screen.
 func New(cfg Config) (*Shell, error) {
-	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: make(map[string]*refusal), shown: make(map[string]network.MessageReceived)}
+	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: make(map[string]*refusal), shown: make(map[string]network.MessageReceived), warned: make(map[string]bool)}
 	if cfg.Terminal {
 		t, err := newTerminalUI(cfg, s.completer())
 		if err != nil {
@@ -132,7 +133,8 @@ func (s *Shell) Run(ctx context.Context) error {
 			switch {
 			case errors.Is(in.err, io.EOF):
 				if s.cfg.Terminal {
-					return nil // Ctrl-D on an empty line
+					s.finish(ctx, events) // Ctrl-D on an empty line
+					return nil
 				}
 				lines = nil
 				continue
@@ -142,6 +144,7 @@ func (s *Shell) Run(ctx context.Context) error {
 				return in.err
 			default:
 				if quit := s.handle(in.text); quit {
+					s.finish(ctx, events)
 					return nil
 				}
 			}
@@ -159,6 +162,59 @@ func (s *Shell) Run(ctx context.Context) error {
 				s.settle()
 			}
 		}
+	}
+}
+
+// quitWait is how long /quit and Ctrl-D wait for messages in flight to be
+// acknowledged before they leave.
+const quitWait = 2 * time.Second
+
+// finish waits up to quitWait for the messages that wait for friends to
+// be delivered, showing what comes meanwhile, then says in one line what
+// still waits and for whom.
+func (s *Shell) finish(ctx context.Context, events <-chan network.Event) {
+	waiting := func() (n int, line string) {
+		var parts []string
+		for _, f := range s.cfg.Net.Status() {
+			if f.Pending > 0 {
+				n += f.Pending
+				parts = append(parts, fmt.Sprintf("%d to %s", f.Pending, f.Name))
+			}
+		}
+		return n, strings.Join(parts, ", ")
+	}
+	n, _ := waiting()
+	if n == 0 {
+		return
+	}
+	t := time.NewTimer(quitWait)
+	defer t.Stop()
+wait:
+	for n > 0 {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-t.C:
+			break wait
+		case ev, ok := <-events:
+			if !ok {
+				break wait
+			}
+			s.render(ev)
+			if m, ok := ev.(network.MessageReceived); ok {
+				s.shown[m.From] = m
+				s.unflushed++
+			}
+			n, _ = waiting()
+		}
+	}
+	s.settle()
+	if n, line := waiting(); n > 0 {
+		word := "messages wait"
+		if n == 1 {
+			word = "message waits"
+		}
+		s.ui.notice(s.paint.Faint(fmt.Sprintf("%d %s (%s); they go out when you are both online.", n, word, line)))
 	}
 }
 
@@ -257,6 +313,16 @@ func (s *Shell) render(ev network.Event) {
 // where, what was expected and presented, and how to accept a legitimate
 // change.
 func (s *Shell) identityWarning(where string, e *network.IdentityError, outcome string) {
+	// Once per identity presented for a name: every retry meets it again,
+	// and saying so each time says nothing new.
+	key := e.Name + " " + e.Presented.String() + " " + e.Problem
+	if s.warned[key] {
+		return
+	}
+	if len(s.warned) > maxRefusalHosts {
+		clear(s.warned)
+	}
+	s.warned[key] = true
 	var b strings.Builder
 	fmt.Fprintf(&b, "WARNING: %s: ", where)
 	switch {

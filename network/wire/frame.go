@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -239,7 +240,7 @@ func decodeFrame(typ byte, p []byte) (Frame, error) {
 
 // Errors of CheckText.
 var (
-	// ErrEmptyMessage means a message has no text.
+	// ErrEmptyMessage means a message has no text, or only spaces.
 	ErrEmptyMessage = errors.New("empty message")
 	// ErrNotUTF8 means a message's text is not valid UTF-8.
 	ErrNotUTF8 = errors.New("message is not valid UTF-8")
@@ -249,7 +250,7 @@ var (
 
 // CheckText reports whether text may be sent as a message.
 func CheckText(text string) error {
-	if text == "" {
+	if strings.TrimSpace(text) == "" {
 		return ErrEmptyMessage
 	}
 	if !utf8.ValidString(text) {

@@ -60,6 +60,7 @@ func TestReadFrameRefuses(t *testing.T) {
 		{"message numbered 0", AppendFrame(nil, Message{Stream: testStream, Text: "x"}), ErrBadFrame},
 		{"low-water mark at the message", AppendFrame(nil, Message{Stream: testStream, Seq: 3, Low: 3, Text: "x"}), ErrBadFrame},
 		{"invalid UTF-8", AppendFrame(nil, Message{Stream: testStream, Seq: 1, Text: "a\xffb"}), ErrBadFrame},
+		{"only spaces", AppendFrame(nil, Message{Stream: testStream, Seq: 1, Text: "  \t "}), ErrBadFrame},
 		{"hello without name", []byte{0, 0, 0, 6, TypeHello, 'p', '2', 'p', 'c', 1}, ErrBadFrame},
 		{"hello bad name", append([]byte{0, 0, 0, 9, TypeHello, 'p', '2', 'p', 'c', 1}, "a/b"...), ErrBadFrame},
 		{"truncated body", []byte{0, 0, 0, 9, TypeAck, 1}, io.ErrUnexpectedEOF},
