@@ -1,0 +1,737 @@
+package shell_test
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"p2pchat/network"
+	"p2pchat/shell"
+)
+
+// Unit tests of Run with the plain UI and a fakeNet: what typed lines ask of
+// the network, and what network events print. They run in milliseconds;
+// pty_test.go covers the terminal with the real program.
+
+// runHarness is one Run of a shell for alice, whose friends are bob and
+// carol, on a fakeNet.
+type runHarness struct {
+	t        *testing.T
+	net      *fakeNet
+	changes  *changes
+	out, err *syncBuffer
+	in       *io.PipeWriter // nil when the input was given as a reader
+
+	barriers int // typed so far
+	done     chan struct{}
+	runErr   error // once done is closed
+}
+
+var runFriends = []string{"bob", "carol"}
+
+type runOptions struct {
+	greeting string
+	input    io.Reader           // instead of a pipe the test types into
+	setup    func(h *runHarness) // sets the fake's canned results, before Run starts
+	buffered []network.Event     // waiting on the events channel when Run starts
+}
+
+// startRun starts Run; the test's cleanup stops it and checks that it
+// returned nil and that nothing it wrote holds a raw control character.
+func startRun(t *testing.T, o runOptions) *runHarness {
+	t.Helper()
+	c := newChanges()
+	h := &runHarness{
+		t:       t,
+		net:     newFakeNet(c, o.buffered...),
+		changes: c,
+		out:     &syncBuffer{changes: c},
+		err:     &syncBuffer{changes: c},
+		done:    make(chan struct{}),
+	}
+	if o.setup != nil {
+		o.setup(h)
+	}
+	in := o.input
+	if in == nil {
+		var r *io.PipeReader
+		r, h.in = io.Pipe()
+		in = r
+	}
+	sh, err := shell.New(shell.Config{
+		Name:     "alice",
+		Friends:  runFriends,
+		Net:      h.net,
+		In:       in,
+		Out:      h.out,
+		Err:      h.err,
+		Greeting: o.greeting,
+	})
+	if err != nil {
+		t.Fatalf("shell.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		h.runErr = sh.Run(ctx)
+		close(h.done)
+		c.notify() // after done is closed, for a waiter to see it
+	}()
+	t.Cleanup(func() {
+		cancel()
+		h.waitReturn()
+		if h.in != nil {
+			h.in.Close() // ends the plain UI's reader
+		}
+		if h.runErr != nil {
+			t.Errorf("Run returned %v, want nil", h.runErr)
+		}
+		for _, b := range []struct {
+			name string
+			buf  *syncBuffer
+		}{{"Out", h.out}, {"Err", h.err}} {
+			if r, ok := rawControl(b.buf.String()); ok {
+				t.Errorf("%s holds the raw character %U:\n%s", b.name, r, b.buf)
+			}
+		}
+	})
+	return h
+}
+
+// rawControl returns the first character in s that Sanitize would have
+// neutralised, other than the newlines between lines.
+func rawControl(s string) (rune, bool) {
+	for _, r := range s {
+		if r < 0x20 && r != '\t' && r != '\n' || r == 0x7f || 0x80 <= r && r < 0xa0 ||
+			r == 0x061c || r == 0x200e || r == 0x200f || 0x202a <= r && r <= 0x202e ||
+			0x2066 <= r && r <= 0x2069 || r == 0x2028 || r == 0x2029 {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// typeLine types one line.
+func (h *runHarness) typeLine(line string) {
+	h.t.Helper()
+	if h.in == nil {
+		h.t.Fatal("typeLine: this Run reads a fixed input")
+	}
+	if _, err := io.WriteString(h.in, line+"\n"); err != nil {
+		h.t.Fatalf("typing %q: %v", line, err)
+	}
+}
+
+// barrier returns once Run has handled every line typed and every event
+// pushed before it: it types a message that fakeNet counts, and waits for
+// the count. Run handles lines in order, and takes nothing new before it is
+// done with the line or event in hand, and push returns once Run has taken
+// the event.
+func (h *runHarness) barrier() {
+	h.t.Helper()
+	h.barriers++
+	h.typeLine(fmt.Sprintf("bob/%s%d", barrierText, h.barriers))
+	want := h.barriers
+	waitFor(h.t, h.changes, "Run to handle the lines typed", func() bool { return h.net.barriersSeen() >= want })
+}
+
+// waitReturn waits for Run to return.
+func (h *runHarness) waitReturn() {
+	h.t.Helper()
+	waitFor(h.t, h.changes, "Run to return", h.returned)
+}
+
+func (h *runHarness) returned() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitLine waits for a line of buf that matches want.
+func (h *runHarness) waitLine(name string, buf *syncBuffer, want []string) {
+	h.t.Helper()
+	waitFor(h.t, h.changes, fmt.Sprintf("a line %q on %s; it holds\n%s", want, name, buf), func() bool {
+		for _, l := range buf.lines() {
+			if matchLine(l, want) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// matchLine reports whether line holds each of parts, in order.
+func matchLine(line string, parts []string) bool {
+	for _, p := range parts {
+		i := strings.Index(line, p)
+		if i < 0 {
+			return false
+		}
+		line = line[i+len(p):]
+	}
+	return true
+}
+
+// checkLines checks that buf holds exactly one line per element of want,
+// each matching it.
+func checkLines(t *testing.T, name string, buf *syncBuffer, want [][]string) {
+	t.Helper()
+	got := buf.lines()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		ok = matchLine(got[i], want[i])
+	}
+	if !ok {
+		t.Errorf("%s holds %d line(s):\n%s\nwant %d, holding in turn:\n%q", name, len(got), strings.Join(got, "\n"), len(want), want)
+	}
+}
+
+// line is shorthand for the parts one line must hold, in order.
+func line(parts ...string) []string { return parts }
+
+var (
+	idBob   = network.ID{1, 2, 3}
+	idOther = network.ID{0xee, 0xdd}
+	idAlice = network.ID{0xa1, 0x1c, 0xe}
+	// A time that is not today, so that it prints with its date.
+	past = time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+)
+
+func TestRunTypedLines(t *testing.T) {
+	longText := strings.Repeat("é", network.MaxMessageRunes+1)
+	for _, tc := range []struct {
+		name    string
+		lines   []string
+		sendErr error
+		sends   []fakeSend
+		errOut  [][]string
+	}{
+		{name: "message", lines: []string{"bob/hi"}, sends: []fakeSend{{"bob", "hi"}}},
+		{
+			name:  "messages in order, text as typed",
+			lines: []string{"carol/one", "  bob / two/three é\t", "carol/" + strings.Repeat("x", network.MaxMessageRunes)},
+			sends: []fakeSend{{"carol", "one"}, {"bob", " two/three é\t"}, {"carol", strings.Repeat("x", network.MaxMessageRunes)}},
+		},
+		{name: "blank lines", lines: []string{"", "   ", "\t"}},
+		{name: "unknown friend", lines: []string{"dave/hi"}, errOut: [][]string{line(`unknown friend "dave": your friends are bob, carol`)}},
+		{name: "oneself", lines: []string{"alice/hi"}, errOut: [][]string{line("you cannot send a message to yourself")}},
+		{name: "empty message", lines: []string{"bob/"}, errOut: [][]string{line("empty message", "write something after the '/'")}},
+		{name: "message too long", lines: []string{"bob/" + longText}, errOut: [][]string{line("message too long", "251 characters, at most 250", "nothing was sent")}},
+		{name: "line too long for the reader", lines: []string{"bob/" + strings.Repeat("x", 70000)}, errOut: [][]string{line("message too long", "nothing was sent")}},
+		{name: "no slash", lines: []string{"hello bob"}, errOut: [][]string{line(`no "/" in that line`, "for example bob/hello")}},
+		{name: "lone slash", lines: []string{"/"}, errOut: [][]string{line(`a lone "/" is not a command`)}},
+		{name: "lone slash and spaces", lines: []string{"  /  "}, errOut: [][]string{line(`a lone "/" is not a command`)}},
+		{name: "unknown command", lines: []string{"/frob bob"}, errOut: [][]string{line("unknown command /frob: /help lists the commands")}},
+		{name: "unknown command sanitised", lines: []string{"/fr\x1b[2Job"}, errOut: [][]string{line(`unknown command /fr\x1b[2Job`)}},
+		{
+			name:    "send fails",
+			lines:   []string{"bob/hi"},
+			sendErr: errors.New("p2pchat is stopping"),
+			sends:   []fakeSend{{"bob", "hi"}},
+			errOut:  [][]string{line("not sent to bob: p2pchat is stopping")},
+		},
+		{
+			name:   "errors do not stop the next line",
+			lines:  []string{"dave/hi", "/", "bob/still here"},
+			sends:  []fakeSend{{"bob", "still here"}},
+			errOut: [][]string{line("unknown friend"), line("lone")},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startRun(t, runOptions{setup: func(h *runHarness) { h.net.sendErr = tc.sendErr }})
+			for _, l := range tc.lines {
+				h.typeLine(l)
+			}
+			h.barrier()
+			if got := h.net.sent(); !reflect.DeepEqual(got, tc.sends) {
+				t.Errorf("sends %q, want %q", got, tc.sends)
+			}
+			checkLines(t, "Err", h.err, tc.errOut)
+			checkLines(t, "Out", h.out, nil)
+		})
+	}
+}
+
+func TestRunEvents(t *testing.T) {
+	bobPinnedFirst := &network.IdentityError{Name: "bob", Presented: idOther, Expected: idBob, Source: network.PinnedOnFirstUse}
+	bobPinnedTable := &network.IdentityError{Name: "bob", Presented: idOther, Expected: idBob, Source: network.PinnedByTable}
+	stranger := &network.IdentityError{Presented: idOther, Problem: "names nobody we know"}
+	reach := func(err error) error { return &network.ReachError{Name: "bob", Addr: "127.0.0.1:4001", Err: err} }
+	long := strings.Repeat("long ", 20)
+
+	for _, tc := range []struct {
+		name   string
+		events []network.Event
+		out    [][]string // lines on Out
+		errOut [][]string // lines on Err
+	}{
+		{
+			name:   "message received",
+			events: []network.Event{network.MessageReceived{From: "bob", Seq: 7, Sent: past, Text: "hi"}},
+			out:    [][]string{line("Message from bob: hi")},
+		},
+		{
+			name:   "message received is sanitised",
+			events: []network.Event{network.MessageReceived{From: "bob", Seq: 1, Text: "hi\x1b[2J\r\nyou\a\u202eevil\xff"}},
+			out:    [][]string{line(`Message from bob: hi\x1b[2J\x0d\x0ayou\x07\u202eevil` + "\uFFFD")},
+		},
+		{
+			name: "messages from two friends, in order",
+			events: []network.Event{
+				network.MessageReceived{From: "bob", Seq: 1, Text: "one"},
+				network.MessageReceived{From: "carol", Seq: 1, Text: "two"},
+				network.MessageReceived{From: "bob", Seq: 2, Text: "three"},
+			},
+			out: [][]string{line("Message from bob: one"), line("Message from carol: two"), line("Message from bob: three")},
+		},
+		{
+			name:   "queued",
+			events: []network.Event{network.MessageQueued{To: "bob", Seq: 3, Text: "hi", Waiting: 2, Err: reach(errors.New("connection refused"))}},
+			errOut: [][]string{line("bob is offline: queued, 2 waiting (cannot reach bob at 127.0.0.1:4001: connection refused)")},
+		},
+		{
+			name:   "queued without a reason",
+			events: []network.Event{network.MessageQueued{To: "bob", Seq: 3, Text: "hi", Waiting: 1}},
+			errOut: [][]string{line("bob is offline: queued, 1 waiting")},
+		},
+		{
+			name:   "queued, the reason sanitised",
+			events: []network.Event{network.MessageQueued{To: "bob", Waiting: 1, Err: reach(&network.RefusedError{Reason: "go \x1b[31maway"})}},
+			errOut: [][]string{line("bob is offline", `refused: go \x1b[31maway`)},
+		},
+		{
+			name:   "queued: the friend's identity is wrong, pinned on first use",
+			events: []network.Event{network.MessageQueued{To: "bob", Waiting: 2, Err: reach(bobPinnedFirst)}},
+			errOut: [][]string{line("WARNING: bob's address 127.0.0.1:4001: ", "presented identity "+idOther.String()+" as bob, but bob is pinned on first use to "+idBob.String(),
+				"(message queued, 2 waiting)", "type /forget bob.")},
+		},
+		{
+			name:   "queued: the friend's identity is wrong, pinned by the table",
+			events: []network.Event{network.MessageQueued{To: "bob", Waiting: 1, Err: reach(bobPinnedTable)}},
+			errOut: [][]string{line("WARNING: bob's address 127.0.0.1:4001: ", "pinned by the table", "put it in the table.")},
+		},
+		{
+			name: "delivered after waiting",
+			events: []network.Event{
+				network.MessageDelivered{To: "bob", Seq: 3, Text: "hi", Sent: past, WasQueued: true},
+				network.MessageDelivered{To: "carol", Seq: 4, Text: long, Sent: past, WasQueued: true},
+			},
+			errOut: [][]string{
+				line(`Delivered to bob: "hi" (written 2024-03-01 10:00)`),
+				line(`Delivered to carol: "` + long[:39] + `…" (written 2024-03-01 10:00)`),
+			},
+		},
+		{
+			name:   "delivered at once is quiet",
+			events: []network.Event{network.MessageDelivered{To: "bob", Seq: 3, Text: "hi", Sent: past}},
+		},
+		{
+			name: "failed",
+			events: []network.Event{
+				network.MessageFailed{To: "bob", Seq: 3, Text: "hi", Err: errors.New("disk I/O error")},
+				network.MessageFailed{To: "carol", Seq: 4, Text: "there", Err: errors.New("disk full"), Written: true},
+			},
+			errOut: [][]string{
+				line(`cannot record the message to bob ("hi"): disk I/O error; it was not sent`),
+				line(`cannot record the message to carol ("there"): disk full; it is not kept, and carol may have received it`),
+			},
+		},
+		{
+			name:   "store failed and recovered",
+			events: []network.Event{network.StoreFailed{Err: errors.New("disk full")}, network.StoreRecovered{}},
+			errOut: [][]string{
+				line("cannot record the messages friends send: disk full; they keep them and send them again once it works"),
+				line("The message database records again."),
+			},
+		},
+		{
+			name:   "identity pinned",
+			events: []network.Event{network.IdentityPinned{Name: "bob", Addr: "127.0.0.1:4001", ID: idBob}},
+			errOut: [][]string{line("First contact with bob: pinned identity "+idBob.String()+".", "what bob's /whoami shows")},
+		},
+		{
+			name:   "connection refused",
+			events: []network.Event{network.ConnRefused{Addr: "10.0.0.5:4000", Name: "mal\x1b[31mlory", Err: errors.New("bad hello")}},
+			errOut: [][]string{line(`WARNING: refused a connection from 10.0.0.5:4000 claiming to be "mal\x1b[31mlory": bad hello`)},
+		},
+		{
+			name:   "connection refused: a stranger's identity",
+			events: []network.Event{network.ConnRefused{Addr: "10.0.0.5:4000", Err: stranger}},
+			errOut: [][]string{line("WARNING: a connection from 10.0.0.5:4000: identity " + idOther.String() + ": names nobody we know (connection closed)")},
+		},
+		{
+			name:   "connection refused: a friend's identity is wrong",
+			events: []network.Event{network.ConnRefused{Addr: "10.0.0.5:4000", Name: "bob", Err: bobPinnedFirst}},
+			errOut: [][]string{line("WARNING: a connection from 10.0.0.5:4000: ", "as bob", "(connection closed)", "type /forget bob.")},
+		},
+		{
+			name:   "connection refused: our certificate rejected",
+			events: []network.Event{network.ConnRefused{Addr: "10.0.0.5:4000", Err: fmt.Errorf("tls: %w", network.ErrCertRejected)}},
+			errOut: [][]string{line("A connection from 10.0.0.5:4000 ended: tls: our certificate was refused")},
+		},
+		{
+			name: "a burst of refusals from one host prints one line",
+			events: append(refusals("10.0.0.5", 50),
+				network.ConnRefused{Addr: "[::1]:4000", Err: errors.New("no hello within 10s")}),
+			errOut: [][]string{
+				line("WARNING: refused a connection from 10.0.0.5:5000: bad hello 0"),
+				line("WARNING: refused a connection from [::1]:4000: no hello within 10s"),
+			},
+		},
+		{
+			name: "connections up and down are quiet",
+			events: []network.Event{
+				network.ConnUp{Friend: "bob", Addr: "127.0.0.1:4001", ID: idBob},
+				network.ConnDown{Friend: "bob", Addr: "127.0.0.1:4001", Err: network.ErrIdle},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startRun(t, runOptions{})
+			var received []network.MessageReceived
+			for _, ev := range tc.events {
+				h.net.push(t, ev)
+				if m, ok := ev.(network.MessageReceived); ok {
+					received = append(received, m)
+				}
+			}
+			h.barrier()
+			checkLines(t, "Out", h.out, tc.out)
+			checkLines(t, "Err", h.err, tc.errOut)
+			// Each message arrived on its own, so each is marked shown.
+			waitFor(t, h.changes, "the messages to be marked shown", func() bool { return len(h.net.markedShown()) >= len(received) })
+			if got := h.net.markedShown(); !reflect.DeepEqual(got, received) {
+				t.Errorf("marked shown %+v, want %+v", got, received)
+			}
+		})
+	}
+}
+
+// refusals returns n refused connections from host, each from another port.
+func refusals(host string, n int) []network.Event {
+	var evs []network.Event
+	for i := range n {
+		evs = append(evs, network.ConnRefused{Addr: fmt.Sprintf("%s:%d", host, 5000+i), Err: fmt.Errorf("bad hello %d", i)})
+	}
+	return evs
+}
+
+// TestRunMarksShownAfterWriting: messages that Run finds waiting are written
+// out together, and then the last of each friend's is marked shown; a long
+// burst is cut every 128 messages.
+func TestRunMarksShownAfterWriting(t *testing.T) {
+	msg := func(from string, seq int) network.MessageReceived {
+		return network.MessageReceived{From: from, Seq: uint64(seq), Text: fmt.Sprintf("%s %d", from, seq)}
+	}
+	for _, tc := range []struct {
+		name   string
+		events []network.MessageReceived
+		shown  []network.MessageReceived // by friend, then in order
+	}{
+		{
+			name:   "two friends",
+			events: []network.MessageReceived{msg("bob", 1), msg("carol", 1), msg("bob", 2)},
+			shown:  []network.MessageReceived{msg("bob", 2), msg("carol", 1)},
+		},
+		{
+			name: "a long burst",
+			events: func() (ms []network.MessageReceived) {
+				for i := 1; i <= 130; i++ {
+					ms = append(ms, msg("bob", i))
+				}
+				return ms
+			}(),
+			shown: []network.MessageReceived{msg("bob", 128), msg("bob", 130)},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buffered []network.Event
+			for _, m := range tc.events {
+				buffered = append(buffered, m)
+			}
+			var notOut []string // messages marked shown before they were written out
+			h := startRun(t, runOptions{buffered: buffered, setup: func(h *runHarness) {
+				h.net.onMarkShown = func(m network.MessageReceived) {
+					if !strings.Contains(h.out.String(), "Message from "+m.From+": "+m.Text+"\n") {
+						notOut = append(notOut, m.Text)
+					}
+				}
+			}})
+			waitFor(t, h.changes, "every message to be marked shown", func() bool { return len(h.net.markedShown()) >= len(tc.shown) })
+			h.barrier()
+
+			var want [][]string
+			for _, m := range tc.events {
+				want = append(want, line("Message from "+m.From+": "+m.Text))
+			}
+			checkLines(t, "Out", h.out, want)
+			got := h.net.markedShown()
+			// Within one batch, friends are marked in any order.
+			slices.SortStableFunc(got, func(a, b network.MessageReceived) int {
+				return cmp.Or(strings.Compare(a.From, b.From), cmp.Compare(a.Seq, b.Seq))
+			})
+			if !reflect.DeepEqual(got, tc.shown) {
+				t.Errorf("marked shown %+v, want %+v", got, tc.shown)
+			}
+			if len(notOut) > 0 {
+				t.Errorf("marked shown before written out: %q", notOut)
+			}
+		})
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	t1, t2, t3 := past, past.Add(time.Minute), past.Add(2*time.Minute)
+	canned := []network.HistoryEntry{
+		{Outgoing: true, Text: "hi", Sent: t1, At: t1, Delivered: true},
+		{Text: "hey \x1b[2J", Sent: t2.Add(-time.Hour), At: t2},
+		{Outgoing: true, Text: "later", Sent: t3, At: t3},
+	}
+	status := []network.FriendStatus{
+		{Friend: network.Friend{Name: "bob", Host: "127.0.0.1", Port: 4001}, Connected: true, Idle: 3700 * time.Millisecond, Inbound: 1, ID: idBob, Pinned: network.PinnedByTable},
+		{Friend: network.Friend{Name: "carol", Host: "::1", Port: 4002}, Offline: true, Pending: 2},
+		{Friend: network.Friend{Name: "dave", Host: "10.0.0.4", Port: 4003}, ID: idOther, Pinned: network.PinnedOnFirstUse},
+	}
+	for _, tc := range []struct {
+		name      string
+		setup     func(f *fakeNet)
+		lines     []string
+		errOut    [][]string
+		histories []fakeHistoryCall
+		forgets   []string
+	}{
+		{
+			name:      "history",
+			setup:     func(f *fakeNet) { f.history["bob"] = canned },
+			lines:     []string{"/history bob"},
+			histories: []fakeHistoryCall{{"bob", 20}},
+			errOut: [][]string{
+				line("2024-03-01 10:00  you → bob: hi  [delivered]"),
+				line(`2024-03-01 10:01  bob → you: hey \x1b[2J`),
+				line("2024-03-01 10:02  you → bob: later  [waiting]"),
+			},
+		},
+		{
+			name:      "history N",
+			setup:     func(f *fakeNet) { f.history["bob"] = canned },
+			lines:     []string{"/history bob 2"},
+			histories: []fakeHistoryCall{{"bob", 2}},
+			errOut:    [][]string{line("bob → you: hey"), line("you → bob: later  [waiting]")},
+		},
+		{
+			name:      "history, none yet",
+			lines:     []string{"/history carol"},
+			histories: []fakeHistoryCall{{"carol", 20}},
+			errOut:    [][]string{line("No messages with carol yet.")},
+		},
+		{
+			name:      "history cannot be read",
+			setup:     func(f *fakeNet) { f.historyErr = errors.New("database is locked") },
+			lines:     []string{"/history bob"},
+			histories: []fakeHistoryCall{{"bob", 20}},
+			errOut:    [][]string{line("cannot read the history with bob: database is locked")},
+		},
+		{
+			name:   "history: bad uses",
+			lines:  []string{"/history", "/history bob 2 3", "/history dave", "/history bob 0", "/history bob x\x1b"},
+			errOut: [][]string{line("usage: /history FRIEND [N]"), line("usage: /history FRIEND [N]"), line(`unknown friend "dave"`), line(`bad count "0"`), line(`bad count "x`)},
+		},
+		{
+			name:  "peers",
+			setup: func(f *fakeNet) { f.status = status },
+			lines: []string{"/peers"},
+			errOut: [][]string{
+				line("2 message(s) to carol wait from before"), // the notice at start
+				line("FRIEND", "ADDRESS", "OUR CONNECTION", "THEIRS", "WAITING"),
+				line("bob", "127.0.0.1:4001", "open, idle 3s", "open", "0"),
+				line("carol", "[::1]:4002", "unreachable, retrying", "none", "2"),
+				line("dave", "10.0.0.4:4003", "none", "none", "0"),
+				line(),
+				line("FRIEND", "IDENTITY"),
+				line("bob", idBob.String()+" (pinned by the table)"),
+				line("carol", "not yet pinned"),
+				line("dave", idOther.String()+" (pinned on first use)"),
+			},
+		},
+		{
+			name:   "whoami",
+			setup:  func(f *fakeNet) { f.id = idAlice },
+			lines:  []string{"/whoami"},
+			errOut: [][]string{line("You are alice, identity " + idAlice.String())},
+		},
+		{
+			name:    "forget",
+			lines:   []string{"/forget bob"},
+			forgets: []string{"bob"},
+			errOut:  [][]string{line("Forgot bob's identity: the next one seen will be pinned.")},
+		},
+		{
+			name:    "forget fails",
+			setup:   func(f *fakeNet) { f.forgetErr = errors.New("bob's identity is pinned by the \x1b[1mtable") },
+			lines:   []string{"/forget bob"},
+			forgets: []string{"bob"},
+			errOut:  [][]string{line(`bob's identity is pinned by the \x1b[1mtable`)},
+		},
+		{
+			name:   "forget: bad uses",
+			lines:  []string{"/forget", "/forget bob carol"},
+			errOut: [][]string{line("usage: /forget NAME"), line("usage: /forget NAME")},
+		},
+		{
+			name:  "help",
+			lines: []string{"/help"},
+			errOut: [][]string{
+				line("Write friend/message to send a message, for example bob/hello."),
+				line("Tab completes"),
+				line("/help", "show this help"),
+				line("/peers", "list your friends"),
+				line("/history FRIEND [N]", "the last N (default 20)"),
+				line("/whoami", "your name and identity"),
+				line("/forget NAME", "forget the identity"),
+				line("/quit", "leave p2pchat"),
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startRun(t, runOptions{setup: func(h *runHarness) {
+				if tc.setup != nil {
+					tc.setup(h.net)
+				}
+			}})
+			for _, l := range tc.lines {
+				h.typeLine(l)
+			}
+			h.barrier()
+			checkLines(t, "Err", h.err, tc.errOut)
+			checkLines(t, "Out", h.out, nil)
+			if got := h.net.historyCalls(); !reflect.DeepEqual(got, tc.histories) {
+				t.Errorf("History calls %v, want %v", got, tc.histories)
+			}
+			if got := h.net.forgotten(); !reflect.DeepEqual(got, tc.forgets) {
+				t.Errorf("Forget calls %q, want %q", got, tc.forgets)
+			}
+			if got := h.net.sent(); len(got) > 0 {
+				t.Errorf("sends %q, want none", got)
+			}
+		})
+	}
+}
+
+func TestRunNoticesAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		greeting string
+		pending  map[string]int
+		errOut   [][]string
+	}{
+		{name: "none"},
+		{
+			name:     "greeting",
+			greeting: "Welcome, alice.",
+			errOut:   [][]string{line("Welcome, alice.")},
+		},
+		{
+			name:     "pending messages, after the greeting, in table order",
+			greeting: "Welcome, alice.",
+			pending:  map[string]int{"bob": 1, "carol": 3},
+			errOut: [][]string{
+				line("Welcome, alice."),
+				line("1 message(s) to bob wait from before; they go out as soon as bob can be reached."),
+				line("3 message(s) to carol wait from before; they go out as soon as carol can be reached."),
+			},
+		},
+		{
+			name:    "only friends with messages pending",
+			pending: map[string]int{"carol": 2},
+			errOut:  [][]string{line("2 message(s) to carol wait from before")},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startRun(t, runOptions{greeting: tc.greeting, setup: func(h *runHarness) {
+				for _, name := range runFriends {
+					h.net.status = append(h.net.status, network.FriendStatus{Friend: network.Friend{Name: name, Host: "127.0.0.1", Port: 4000}, Pending: tc.pending[name]})
+				}
+			}})
+			h.barrier()
+			checkLines(t, "Err", h.err, tc.errOut)
+		})
+	}
+}
+
+// TestRunQuit: /quit makes Run return nil, and what was typed after it is
+// not acted on.
+func TestRunQuit(t *testing.T) {
+	for _, quit := range []string{"/quit", "  /quit  now"} {
+		t.Run(quit, func(t *testing.T) {
+			h := startRun(t, runOptions{input: strings.NewReader("bob/before\n" + quit + "\nbob/after\n")})
+			h.waitReturn()
+			if h.runErr != nil {
+				t.Errorf("Run returned %v after %s, want nil", h.runErr, quit)
+			}
+			if got, want := h.net.sent(), []fakeSend{{"bob", "before"}}; !reflect.DeepEqual(got, want) {
+				t.Errorf("sends %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestRunEndOfInput: when the input ends, Run still shows what the network
+// reports, until its context is done.
+func TestRunEndOfInput(t *testing.T) {
+	for _, tc := range []struct{ name, input string }{
+		{"empty", ""},
+		{"last line without a newline", "bob/one\ncarol/two"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startRun(t, runOptions{input: strings.NewReader(tc.input)})
+			var want []fakeSend
+			if tc.input != "" {
+				want = []fakeSend{{"bob", "one"}, {"carol", "two"}}
+			}
+			waitFor(t, h.changes, "the lines to be sent", func() bool { return len(h.net.sent()) >= len(want) })
+			// The end of the input waits for Run with the events: Run
+			// picks either when both are ready, so by the end of these it
+			// has (but for a chance of 2^-64) taken the end of the input.
+			for range 64 {
+				h.net.push(t, network.ConnUp{Friend: "bob", Addr: "127.0.0.1:4001", ID: idBob})
+			}
+			m := network.MessageReceived{From: "carol", Seq: 1, Text: "still there?"}
+			h.net.push(t, m)
+			h.net.push(t, network.StoreRecovered{}) // taken once m is shown
+			h.waitLine("Out", h.out, line("Message from carol: still there?"))
+			if h.returned() {
+				t.Fatalf("Run returned %v at the end of the input", h.runErr)
+			}
+			if got := h.net.sent(); !reflect.DeepEqual(got, want) {
+				t.Errorf("sends %q, want %q", got, want)
+			}
+			// The cleanup cancels the context: Run returns nil.
+		})
+	}
+}
+
+// TestRunEventsClosed: Run returns nil when the network closes its events,
+// having written out what it showed.
+func TestRunEventsClosed(t *testing.T) {
+	m := network.MessageReceived{From: "bob", Seq: 1, Text: "bye"}
+	h := startRun(t, runOptions{})
+	h.net.push(t, m)
+	close(h.net.events)
+	h.waitReturn()
+	if h.runErr != nil {
+		t.Errorf("Run returned %v, want nil", h.runErr)
+	}
+	checkLines(t, "Out", h.out, [][]string{line("Message from bob: bye")})
+	if got := h.net.markedShown(); !reflect.DeepEqual(got, []network.MessageReceived{m}) {
+		t.Errorf("marked shown %+v, want %+v", got, m)
+	}
+}
