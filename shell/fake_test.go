@@ -13,17 +13,17 @@ import (
 
 // fakeNet is a shell.Network for unit tests of the shell's Run loop: it
 // records what the shell asks of it and answers with canned results. Its
-// canned fields (sendErr, status, history, historyErr, id, forgetErr,
-// onMarkShown) are set before Run starts and not changed after; what it
-// records is behind mu, and every record notifies changes, so that a test
-// can wait for a call while Run runs on another goroutine.
+// canned fields (sendErr, history, historyErr, id, forgetErr, onMarkShown)
+// are set before Run starts and not changed after; status may be changed
+// while Run runs, with setStatus. What it records is behind mu, and every
+// record notifies changes, so that a test can wait for a call while Run
+// runs on another goroutine.
 type fakeNet struct {
 	events  chan network.Event
 	changes *changes
 
 	// Canned results.
 	sendErr    error                             // returned by every Send but the barrier's
-	status     []network.FriendStatus            // returned by Status
 	history    map[string][]network.HistoryEntry // returned by History, by friend
 	historyErr error                             // returned by History instead, if set
 	id         network.ID                        // returned by ID
@@ -33,12 +33,14 @@ type fakeNet struct {
 	// before the call is recorded.
 	onMarkShown func(m network.MessageReceived)
 
-	mu        sync.Mutex
-	sends     []fakeSend
-	barriers  int // Sends of barrierText seen
-	histories []fakeHistoryCall
-	forgets   []string
-	shown     []network.MessageReceived
+	mu          sync.Mutex
+	status      []network.FriendStatus // returned by Status
+	statusCalls int
+	sends       []fakeSend
+	barriers    int // Sends of barrierText seen
+	histories   []fakeHistoryCall
+	forgets     []string
+	shown       []network.MessageReceived
 }
 
 var _ shell.Network = (*fakeNet)(nil)
@@ -87,7 +89,18 @@ func (f *fakeNet) Send(to, text string) (uint64, error) {
 }
 
 func (f *fakeNet) Status() []network.FriendStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	defer f.changes.notify()
+	f.statusCalls++
 	return append([]network.FriendStatus(nil), f.status...)
+}
+
+// setStatus changes what Status returns.
+func (f *fakeNet) setStatus(st []network.FriendStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status = append([]network.FriendStatus(nil), st...)
 }
 
 func (f *fakeNet) Events() <-chan network.Event { return f.events }
@@ -146,6 +159,12 @@ func (f *fakeNet) sent() []fakeSend {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]fakeSend(nil), f.sends...)
+}
+
+func (f *fakeNet) statusCalled() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.statusCalls
 }
 
 func (f *fakeNet) barriersSeen() int {

@@ -29,7 +29,8 @@ type runHarness struct {
 	out, err *syncBuffer
 	in       *io.PipeWriter // nil when the input was given as a reader
 
-	barriers int // typed so far
+	barriers int                // typed so far
+	cancel   context.CancelFunc // cancels Run's context
 	done     chan struct{}
 	runErr   error // once done is closed
 }
@@ -78,6 +79,7 @@ func startRun(t *testing.T, o runOptions) *runHarness {
 		t.Fatalf("shell.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
 	go func() {
 		h.runErr = sh.Run(ctx)
 		close(h.done)
@@ -225,6 +227,7 @@ func TestRunTypedLines(t *testing.T) {
 		{name: "unknown friend", lines: []string{"dave/hi"}, errOut: [][]string{line(`unknown friend "dave": your friends are bob, carol`)}},
 		{name: "oneself", lines: []string{"alice/hi"}, errOut: [][]string{line("you cannot send a message to yourself")}},
 		{name: "empty message", lines: []string{"bob/"}, errOut: [][]string{line("empty message", "write something after the '/'")}},
+		{name: "only spaces", lines: []string{"bob/  \t "}, errOut: [][]string{line("empty message")}},
 		{name: "message too long", lines: []string{"bob/" + longText}, errOut: [][]string{line("message too long", "251 characters, at most 250", "nothing was sent")}},
 		{name: "line too long for the reader", lines: []string{"bob/" + strings.Repeat("x", 70000)}, errOut: [][]string{line("message too long", "nothing was sent")}},
 		{name: "no slash", lines: []string{"hello bob"}, errOut: [][]string{line(`no "/" in that line`, "for example bob/hello")}},
@@ -313,6 +316,19 @@ func TestRunEvents(t *testing.T) {
 			events: []network.Event{network.MessageQueued{To: "bob", Waiting: 2, Err: reach(bobPinnedFirst)}},
 			errOut: [][]string{line("WARNING: bob's address 127.0.0.1:4001: ", "presented identity "+idOther.String()+" as bob, but bob is pinned on first use to "+idBob.String(),
 				"(message queued, 2 waiting)", "type /forget bob.")},
+		},
+		{
+			name: "an identity warning is given once per identity",
+			events: []network.Event{
+				network.MessageQueued{To: "bob", Waiting: 1, Err: reach(bobPinnedFirst)},
+				network.MessageQueued{To: "bob", Waiting: 2, Err: reach(bobPinnedFirst)},
+				network.ConnRefused{Addr: "127.0.0.1:4001", Name: "bob", Err: bobPinnedFirst},
+				network.MessageQueued{To: "bob", Waiting: 3, Err: reach(&network.IdentityError{Name: "bob", Presented: idAlice, Expected: idBob, Source: network.PinnedOnFirstUse})},
+			},
+			errOut: [][]string{
+				line("WARNING: bob's address", "presented identity "+idOther.String(), "(message queued, 1 waiting)"),
+				line("WARNING: bob's address", "presented identity "+idAlice.String(), "(message queued, 3 waiting)"),
+			},
 		},
 		{
 			name:   "queued: the friend's identity is wrong, pinned by the table",
@@ -547,7 +563,7 @@ func TestRunCommands(t *testing.T) {
 		},
 		{
 			name:  "peers",
-			setup: func(f *fakeNet) { f.status = status },
+			setup: func(f *fakeNet) { f.setStatus(status) },
 			lines: []string{"/peers"},
 			errOut: [][]string{
 				line("2 message(s) to carol wait from before"), // the notice at start
@@ -657,9 +673,7 @@ func TestRunNoticesAtStart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startRun(t, runOptions{greeting: tc.greeting, setup: func(h *runHarness) {
-				for _, name := range runFriends {
-					h.net.status = append(h.net.status, network.FriendStatus{Friend: network.Friend{Name: name, Host: "127.0.0.1", Port: 4000}, Pending: tc.pending[name]})
-				}
+				h.net.setStatus(pending(tc.pending))
 			}})
 			h.barrier()
 			checkLines(t, "Err", h.err, tc.errOut)
@@ -733,5 +747,102 @@ func TestRunEventsClosed(t *testing.T) {
 	checkLines(t, "Out", h.out, [][]string{line("Message from bob: bye")})
 	if got := h.net.markedShown(); !reflect.DeepEqual(got, []network.MessageReceived{m}) {
 		t.Errorf("marked shown %+v, want %+v", got, m)
+	}
+}
+
+// pushPolled pushes ev and waits for Run to ask Status again, as /quit does
+// after each event while it waits for messages to be delivered.
+func (h *runHarness) pushPolled(ev network.Event) {
+	h.t.Helper()
+	calls := h.net.statusCalled()
+	h.net.push(h.t, ev)
+	waitFor(h.t, h.changes, "Run to ask what waits", func() bool { return h.net.statusCalled() > calls })
+}
+
+// pending returns a status of alice's friends with messages pending.
+func pending(n map[string]int) []network.FriendStatus {
+	var st []network.FriendStatus
+	for i, name := range runFriends {
+		st = append(st, network.FriendStatus{Friend: network.Friend{Name: name, Host: "127.0.0.1", Port: 4001 + i}, Pending: n[name]})
+	}
+	return st
+}
+
+// TestRunQuitWaitsForPending: /quit with messages waiting for friends waits
+// for them to be delivered, showing what comes meanwhile, and says what still
+// waits when it stops waiting. (quitWait, the longest it waits, is not waited
+// out here: it is 2 s.)
+func TestRunQuitWaitsForPending(t *testing.T) {
+	received := network.MessageReceived{From: "carol", Seq: 1, Text: "bye"}
+	for _, tc := range []struct {
+		name string
+		// meanwhile happens once Run waits; then Run returns
+		meanwhile func(t *testing.T, h *runHarness)
+		errOut    [][]string
+		out       [][]string
+		shown     []network.MessageReceived
+	}{
+		{
+			name: "delivered meanwhile",
+			meanwhile: func(t *testing.T, h *runHarness) {
+				h.pushPolled(received)
+				h.net.setStatus(pending(map[string]int{"bob": 2}))
+				h.pushPolled(network.MessageDelivered{To: "bob", Seq: 1, Text: "one", Sent: past, WasQueued: true})
+				h.net.setStatus(pending(map[string]int{"bob": 1}))
+				h.pushPolled(network.MessageDelivered{To: "bob", Seq: 2, Text: "two", Sent: past, WasQueued: true})
+				h.net.setStatus(pending(nil))
+				h.net.push(t, network.MessageDelivered{To: "bob", Seq: 3, Text: "three", Sent: past, WasQueued: true})
+			},
+			errOut: [][]string{
+				line("3 message(s) to bob wait from before"),
+				line(`Delivered to bob: "one"`),
+				line(`Delivered to bob: "two"`),
+				line(`Delivered to bob: "three"`),
+			},
+			out:   [][]string{line("Message from carol: bye")},
+			shown: []network.MessageReceived{received},
+		},
+		{
+			name: "stopped meanwhile",
+			meanwhile: func(t *testing.T, h *runHarness) {
+				h.net.setStatus(pending(map[string]int{"bob": 2, "carol": 1}))
+				h.cancel()
+			},
+			errOut: [][]string{
+				line("3 message(s) to bob wait from before"),
+				line("3 messages wait (2 to bob, 1 to carol); they go out when you are both online."),
+			},
+		},
+		{
+			name: "one left",
+			meanwhile: func(t *testing.T, h *runHarness) {
+				h.net.setStatus(pending(map[string]int{"bob": 1}))
+				h.cancel()
+			},
+			errOut: [][]string{
+				line("3 message(s) to bob wait from before"),
+				line("1 message waits (1 to bob); they go out when you are both online."),
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startRun(t, runOptions{setup: func(h *runHarness) { h.net.setStatus(pending(map[string]int{"bob": 3})) }})
+			h.typeLine("/quit")
+			// Status is asked at the start, and again by /quit.
+			waitFor(t, h.changes, "/quit to ask what waits", func() bool { return h.net.statusCalled() >= 2 })
+			if h.returned() {
+				t.Fatalf("/quit with messages waiting returned at once (%v)", h.runErr)
+			}
+			tc.meanwhile(t, h)
+			h.waitReturn()
+			if h.runErr != nil {
+				t.Errorf("Run returned %v, want nil", h.runErr)
+			}
+			checkLines(t, "Err", h.err, tc.errOut)
+			checkLines(t, "Out", h.out, tc.out)
+			if got := h.net.markedShown(); !reflect.DeepEqual(got, tc.shown) {
+				t.Errorf("marked shown %+v, want %+v", got, tc.shown)
+			}
+		})
 	}
 }
