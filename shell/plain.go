@@ -42,7 +42,7 @@ func (u *plainUI) read(br *bufio.Reader) {
 	for {
 		line, err := readLine(br)
 		if errors.Is(err, errLineTooLong) {
-			u.in <- input{text: line} // parseLine reports it as too long
+			u.in <- input{err: errLineTooLong} // refused whole: a cut line must not act
 			continue
 		}
 		if err != nil {
@@ -69,7 +69,7 @@ func (u *plainUI) send(in input) {
 	}
 }
 
-var errLineTooLong = errors.New("line too long")
+var errLineTooLong = fmt.Errorf("line too long: over %d KiB; nothing was done with it", maxPlainLine>>10)
 
 // readLine reads a line without its "\n" or "\r\n". A line over the buffer
 // size is consumed to its end and returned cut, with errLineTooLong.

@@ -229,7 +229,10 @@ func TestRunTypedLines(t *testing.T) {
 		{name: "empty message", lines: []string{"bob/"}, errOut: [][]string{line("empty message", "write something after the '/'")}},
 		{name: "only spaces", lines: []string{"bob/  \t "}, errOut: [][]string{line("empty message")}},
 		{name: "message too long", lines: []string{"bob/" + longText}, errOut: [][]string{line("message too long", "251 characters, at most 250", "nothing was sent")}},
-		{name: "line too long for the reader", lines: []string{"bob/" + strings.Repeat("x", 70000)}, errOut: [][]string{line("message too long", "nothing was sent")}},
+		{name: "line too long for the reader", lines: []string{"bob/" + strings.Repeat("x", 70000)}, errOut: [][]string{line("line too long", "nothing was done with it")}},
+		// Cut, the start of the line would be a command of its own.
+		{name: "command too long for the reader", lines: []string{"/quit" + strings.Repeat(" ", 70000) + "x"}, errOut: [][]string{line("line too long", "nothing was done with it")}},
+		{name: "forget too long for the reader", lines: []string{"/forget bob" + strings.Repeat(" ", 70000) + "carol"}, errOut: [][]string{line("line too long", "nothing was done with it")}},
 		{name: "no slash", lines: []string{"hello bob"}, errOut: [][]string{line(`no "/" in that line`, "for example bob/hello")}},
 		{name: "lone slash", lines: []string{"/"}, errOut: [][]string{line(`a lone "/" is not a command`)}},
 		{name: "lone slash and spaces", lines: []string{"  /  "}, errOut: [][]string{line(`a lone "/" is not a command`)}},

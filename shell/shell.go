@@ -140,6 +140,8 @@ func (s *Shell) Run(ctx context.Context) error {
 				continue
 			case errors.Is(in.err, errInterrupt):
 				// Ctrl-C: readline has cleared the line.
+			case errors.Is(in.err, errLineTooLong):
+				s.problem(in.err.Error())
 			case in.err != nil:
 				return in.err
 			default:
