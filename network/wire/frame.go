@@ -279,5 +279,9 @@ func CheckName(name string) error {
 			return fmt.Errorf("bad name %q: use only letters, digits, '_', '-' and '.'", name)
 		}
 	}
+	if name == "." || name == ".." {
+		// A name is also a directory's name in the data directory.
+		return fmt.Errorf("bad name %q: it names a directory", name)
+	}
 	return nil
 }

@@ -104,3 +104,18 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"user_1", true}, {"a.b-c", true}, {"x", true},
+		{"", false}, {".", false}, {"..", false}, {"a/b", false}, {"a b", false},
+		{strings.Repeat("n", MaxNameLen), true}, {strings.Repeat("n", MaxNameLen+1), false},
+	} {
+		if err := CheckName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("CheckName(%q) = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
