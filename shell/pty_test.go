@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -351,4 +352,26 @@ func TestColor(t *testing.T) {
 	if c := s.cell(0, sn.cursor.Y-1).FG; c != vt10x.Red {
 		t.Errorf("the problem line has colour %d, want red (%d):\n%s", c, vt10x.Red, sn)
 	}
+}
+
+// Keys that crashed chzyer/readline v1.5.1 (Ctrl-K while the Tab candidate
+// list shows), and Home and End as tmux and screen send them, which it
+// ignored. ergochat/readline handles both.
+func TestReadlineKeys(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "alice", "user_2", "user_3")
+	s := startSession(t, w, "alice", options{})
+	const killLine, killToEnd = "\x15", "\x0b" // Ctrl-U, Ctrl-K
+	for _, keys := range []string{"/h\t\t" + killToEnd, "us\t\t\t" + killToEnd} {
+		s.typeKeys(keys)
+		s.typeKeys(killLine + "/whoami\r")
+		s.waitScreen(func(sn snapshot) bool {
+			return sn.count("You are alice") >= 1 && sn.row() == "alice>"
+		}, "after "+strconv.Quote(keys)+", the shell still answering")
+		s.running()
+		s.typeKeys("\x0c") // Ctrl-L: a clean screen for the next round
+		s.waitScreen(func(sn snapshot) bool { return sn.count("You are alice") == 0 && sn.row() == "alice>" }, "a cleared screen")
+	}
+	s.typeKeys("user_2/abc" + "\x1b[1~" + "X" + "\x1b[4~" + "Y")
+	s.waitPrompt("Xuser_2/abcY")
 }

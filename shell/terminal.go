@@ -6,23 +6,21 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
-	"time"
 
-	"github.com/chzyer/readline"
+	"github.com/ergochat/readline"
+	"golang.org/x/term"
 )
 
 // terminalUI runs readline on the process's terminal. readline owns the
 // screen: everything is written through it, one Write per line, so the
 // prompt and the half-typed line are redrawn below what was printed.
 //
-// One goroutine calls Readline, once per call to next. The shell's loop
-// prints from its own goroutine, which is safe while Readline is waiting for
-// keys (readline then clears the prompt, prints, and redraws it) and while no
-// Readline is running (nothing to redraw). Between those two states there are
-// short windows where readline's own check gets it wrong (its issue #220): a
-// Readline that has printed its prompt but not yet started reading, and one
-// that is handling Enter. print waits those windows out; they last
-// microseconds.
+// One goroutine calls Readline, once per call to next; the shell's loop
+// prints from its own. readline (ergochat's fork) takes a lock around
+// printing its prompt and around every Write, so a Write at any moment
+// either lands above the prompt or, with no Readline running, is printed
+// as it is. (chzyer/readline had windows where that went wrong, its issue
+// #220, which this type used to wait out.)
 type terminalUI struct {
 	rl       *readline.Instance
 	out      io.Writer
@@ -30,7 +28,7 @@ type terminalUI struct {
 	ready    chan struct{}
 	granted  bool        // loop only: a Readline is running or about to
 	returned atomic.Bool // the running Readline has returned
-	state    *readline.State
+	state    *term.State
 }
 
 func newTerminalUI(cfg Config, c completer) (*terminalUI, error) {
@@ -46,8 +44,8 @@ func newTerminalUI(cfg Config, c completer) (*terminalUI, error) {
 			return nil, fmt.Errorf("cannot protect the history file: %w", err)
 		}
 	}
-	state, _ := readline.GetState(int(os.Stdin.Fd()))
-	rl, err := readline.NewEx(&readline.Config{
+	state, _ := term.GetState(int(os.Stdin.Fd()))
+	rl, err := readline.NewFromConfig(&readline.Config{
 		Prompt:            cfg.Name + "> ",
 		HistoryFile:       cfg.HistoryFile,
 		HistorySearchFold: true,
@@ -96,45 +94,22 @@ func (t *terminalUI) message(line string) { t.print(line) }
 func (t *terminalUI) flush()              {}
 func (t *terminalUI) notice(line string)  { t.print(line) }
 
-// settleWait bounds the wait for readline to settle; see terminalUI. The
-// wait is for correctness, not speed (readline's pitfall #220: a Write
-// while it is between two Readline calls garbles the prompt); the 20 µs
-// between looks only bound how late a line lands on a terminal, which no
-// benchmark measures: they all run piped.
-const settleWait = time.Second
-
 func (t *terminalUI) print(line string) {
-	b := []byte(line + "\n")
-	if t.granted {
-		deadline := time.Now().Add(settleWait)
-		for !t.returned.Load() && !t.rl.Terminal.IsReading() && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Microsecond)
-		}
-		if !t.returned.Load() {
-			t.rl.Write(b) // clears the prompt, prints, redraws
-			return
-		}
-		t.granted = false // the line is on its way to the loop
-	}
-	t.out.Write(b)
+	t.rl.Write([]byte(line + "\n")) // above the prompt, which is redrawn
 }
 
-// close gives the terminal back as it was. readline's Close can hang while
-// a Readline is pending (its issue #217), so it gets a moment, and the
-// terminal state saved at start is restored regardless.
+// close gives the terminal back as it was. A Readline still pending (the
+// shell stops on a signal while the person types) is left alone: readline's
+// Close would end it as if Enter were pressed, taking the half-typed line
+// for one to send, and the process is about to exit anyway. The terminal
+// state saved at start is restored in every case.
 func (t *terminalUI) close() {
 	pending := t.granted && !t.returned.Load()
-	done := make(chan struct{})
-	go func() {
+	if !pending {
 		t.rl.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(500 * time.Millisecond):
 	}
 	if t.state != nil {
-		readline.Restore(int(os.Stdin.Fd()), t.state)
+		term.Restore(int(os.Stdin.Fd()), t.state)
 	}
 	if pending {
 		t.out.Write([]byte("\n")) // leave the shell's next prompt a line of its own
@@ -144,5 +119,5 @@ func (t *terminalUI) close() {
 // IsTerminal reports whether both stdin and stdout are terminals, the
 // condition for the interactive shell.
 func IsTerminal() bool {
-	return readline.IsTerminal(int(os.Stdin.Fd())) && readline.IsTerminal(int(os.Stdout.Fd()))
+	return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
 }
