@@ -63,7 +63,9 @@ type StoreFailed struct {
 type StoreRecovered struct{}
 
 // ConnUp: a connection with a friend is established. Outbound connections
-// are the ones we dialled to send; inbound ones were dialled by the friend.
+// are the ones we dialled to send, up once TLS checked the friend (their
+// welcome, and a first-use pin, come with the first acknowledgement);
+// inbound ones were dialled by the friend, up once their hello passed.
 type ConnUp struct {
 	Friend     string
 	Addr       string

@@ -107,6 +107,14 @@ func readTable(r io.Reader, file string) (*Table, error) {
 			return nil, fail("duplicate name %q (first on line %d)", cols[0], first)
 		}
 		host := strings.TrimSuffix(strings.TrimPrefix(cols[1], "["), "]")
+		// Two rows on one address would have each friend's messages
+		// reach whoever listens there; one host with several ports is
+		// fine.
+		for _, g := range t.friends {
+			if strings.EqualFold(g.Host, host) && g.Port == port {
+				return nil, fail("%s has the address of %s (%s, line %d): two friends cannot share one", cols[0], g.Name, g.Addr(), lines[g.Name])
+			}
+		}
 		if err := t.add(Friend{Name: cols[0], Host: host, Port: port, ID: id}); err != nil {
 			return nil, fail("%v", err)
 		}
@@ -133,11 +141,6 @@ func (t *Table) add(f Friend) error {
 	}
 	if _, dup := t.index[f.Name]; dup {
 		return fmt.Errorf("duplicate name %q", f.Name)
-	}
-	for _, g := range t.friends {
-		if strings.EqualFold(g.Host, f.Host) && g.Port == f.Port {
-			return fmt.Errorf("%s has the address of %s (%s): two friends cannot share one", f.Name, g.Name, g.Addr())
-		}
 	}
 	t.index[f.Name] = len(t.friends)
 	t.friends = append(t.friends, f)

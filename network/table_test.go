@@ -48,7 +48,7 @@ func TestReadTableRefusesBadTables(t *testing.T) {
 		{"bad host", "a under_score 1\n", `peers:1: bad host "under_score"`},
 		{"bad id", "a 127.0.0.1 1 NOTANID\n", `peers:1: bad ID "NOTANID"`},
 		{"empty", "# nobody\n", "peers: no friends in the table"},
-		{"shared address", "a 127.0.0.1 1\nb 127.0.0.1 2\nc 127.0.0.1 1\n", "peers:3: c has the address of a (127.0.0.1:1)"},
+		{"shared address", "a 127.0.0.1 1\nb 127.0.0.1 2\nc 127.0.0.1 1\n", "peers:3: c has the address of a (127.0.0.1:1, line 1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := readTable(strings.NewReader(tc.text), "peers")

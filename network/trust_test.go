@@ -40,6 +40,8 @@ func TestTLS13WithBothCertificatesChecked(t *testing.T) {
 	if m := waitFor[MessageReceived](t, bob, nil); m.Text != "over TLS" {
 		t.Errorf("bob got %q", m.Text)
 	}
+	// The ack comes after bob's welcome, which alice pins on.
+	waitFor[MessageDelivered](t, alice, nil)
 	// Both sides pinned the other on first use.
 	for _, c := range []struct {
 		n      *Node

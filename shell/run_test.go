@@ -328,8 +328,11 @@ func TestRunEvents(t *testing.T) {
 				network.ConnRefused{Addr: "127.0.0.1:4001", Name: "bob", Err: bobPinnedFirst},
 				network.MessageQueued{To: "bob", Waiting: 3, Err: reach(&network.IdentityError{Name: "bob", Presented: idAlice, Expected: idBob, Source: network.PinnedOnFirstUse})},
 			},
+			// Our connections to bob and bob's to us are told apart: each
+			// is said once.
 			errOut: [][]string{
 				line("WARNING: bob's address", "presented identity "+idOther.String(), "(message queued, 1 waiting)"),
+				line("WARNING: a connection from 127.0.0.1:4001", "presented identity "+idOther.String(), "(connection closed)"),
 				line("WARNING: bob's address", "presented identity "+idAlice.String(), "(message queued, 3 waiting)"),
 			},
 		},

@@ -269,7 +269,7 @@ func (s *Shell) render(ev network.Event) {
 	case network.MessageQueued:
 		var idErr *network.IdentityError
 		if errors.As(ev.Err, &idErr) {
-			s.identityWarning(ev.To+"'s address "+friendAddr(ev.Err), idErr, fmt.Sprintf("message queued, %d waiting", ev.Waiting))
+			s.identityWarning("to", ev.To+"'s address "+friendAddr(ev.Err), idErr, fmt.Sprintf("message queued, %d waiting", ev.Waiting))
 			return
 		}
 		line := fmt.Sprintf("%s is offline: queued, %d waiting", ev.To, ev.Waiting)
@@ -296,7 +296,7 @@ func (s *Shell) render(ev network.Event) {
 	case network.ConnRefused:
 		var idErr *network.IdentityError
 		if errors.As(ev.Err, &idErr) {
-			s.identityWarning("a connection from "+ev.Addr, idErr, "connection closed")
+			s.identityWarning("from", "a connection from "+ev.Addr, idErr, "connection closed")
 			return
 		}
 		if errors.Is(ev.Err, network.ErrCertRejected) {
@@ -314,10 +314,10 @@ func (s *Shell) render(ev network.Event) {
 // identityWarning shows one line about a peer whose identity is wrong:
 // where, what was expected and presented, and how to accept a legitimate
 // change.
-func (s *Shell) identityWarning(where string, e *network.IdentityError, outcome string) {
-	// Once per identity presented for a name: every retry meets it again,
-	// and saying so each time says nothing new.
-	key := e.Name + " " + e.Presented.String() + " " + e.Problem
+func (s *Shell) identityWarning(direction, where string, e *network.IdentityError, outcome string) {
+	// Once per identity presented for a name, in each direction: every
+	// retry meets it again, and saying so each time says nothing new.
+	key := direction + " " + e.Name + " " + e.Presented.String() + " " + e.Problem
 	if s.warned[key] {
 		return
 	}
