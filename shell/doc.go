@@ -3,7 +3,8 @@
 //
 // It knows nothing about sockets. Everything meets in one place, the loop in
 // Run: a select over typed lines, network events and the context. On a
-// terminal, github.com/chzyer/readline owns the screen: a message that
+// terminal, github.com/ergochat/readline (the maintained fork of
+// chzyer/readline) owns the screen: a message that
 // arrives while the person is typing is printed above the prompt and the
 // half-typed line is redrawn as it was. On anything else (a pipe, a file)
 // lines are read plainly and messages are written to the output without a
