@@ -47,6 +47,7 @@ func TestReadTableRefusesBadTables(t *testing.T) {
 		{"long name", strings.Repeat("n", wire.MaxNameLen+1) + " 127.0.0.1 1\n", "peers:1: bad name"},
 		{"bad host", "a under_score 1\n", `peers:1: bad host "under_score"`},
 		{"bad id", "a 127.0.0.1 1 NOTANID\n", `peers:1: bad ID "NOTANID"`},
+		{"zero id", "a 127.0.0.1 1 " + strings.Repeat("A", 52) + "\n", `peers:1: bad ID "` + strings.Repeat("A", 52) + `": the zero ID names nobody`},
 		{"empty", "# nobody\n", "peers: no friends in the table"},
 		{"shared address", "a 127.0.0.1 1\nb 127.0.0.1 2\nc 127.0.0.1 1\n", "peers:3: c has the address of a (127.0.0.1:1, line 1)"},
 	} {

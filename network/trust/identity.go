@@ -44,15 +44,30 @@ func (id ID) String() string {
 // IsZero reports whether id is unset.
 func (id ID) IsZero() bool { return id == ID{} }
 
-// ParseID reads an ID as String writes it; case and dashes do not matter.
+// ParseID reads an ID as String writes it; ASCII case and dashes do not
+// matter. Any other spelling that would decode to the same bytes (another
+// last character, letters that only fold to ASCII) is refused, and so is
+// the zero ID, which names nobody: one ID has one text.
 func ParseID(s string) (ID, error) {
 	var id ID
+	bad := fmt.Errorf("bad ID %q: want 52 letters and digits 2-7 as p2pchat --id prints them", s)
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return id, bad
+		}
+	}
 	clean := strings.ToUpper(strings.ReplaceAll(s, "-", ""))
 	b, err := idEncoding.DecodeString(clean)
 	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("bad ID %q: want 52 letters and digits 2-7 as p2pchat --id prints them", s)
+		return id, bad
 	}
 	copy(id[:], b)
+	if idEncoding.EncodeToString(id[:]) != clean {
+		return ID{}, bad
+	}
+	if id.IsZero() {
+		return ID{}, fmt.Errorf("bad ID %q: the zero ID names nobody", s)
+	}
 	return id, nil
 }
 

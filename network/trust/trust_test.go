@@ -60,7 +60,18 @@ func TestIDText(t *testing.T) {
 			t.Errorf("ParseID(%q) = %s, %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"", "ABC", s + "A", strings.Replace(s, s[:1], "1", 1)} {
+	// A fixed ID, so that every spelling below exists in it.
+	const known = "CUPXJ2B4LDOVT-VZEPCSCOQ5I5F-PI7HK25LEENMM-BQJEPGFCLWGOA"
+	if _, err := ParseID(known); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "ABC", s + "A", strings.Replace(s, s[:1], "1", 1),
+		strings.Repeat("A", 52),                  // the zero ID
+		known[:len(known)-1] + "B",               // another last character: the same bytes
+		strings.Replace(known, "S", "ſ", 1),      // folds to S, is not ASCII
+		strings.Replace(known, "I", "ı", 1),      // folds to I
+		strings.Replace(known, "C", "\u216d", 1), // Roman numeral one hundred
+	} {
 		if _, err := ParseID(bad); err == nil {
 			t.Errorf("ParseID(%q): no error", bad)
 		}
