@@ -291,6 +291,17 @@ func openDataDir(dir, name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("cannot create the data directory: %w", err)
 	}
+	// Someone else who can write here could plant links to files of ours.
+	st, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("cannot use the data directory: %w", err)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
+		return "", fmt.Errorf("the data directory %s belongs to another user: refusing to use it", dir)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return "", fmt.Errorf("the data directory %s is writable by others (mode %v): refusing to use it; make it yours alone (chmod 700) if that is safe", dir, st.Mode().Perm())
+	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return "", fmt.Errorf("cannot protect the data directory: %w", err)
 	}
@@ -300,12 +311,13 @@ func openDataDir(dir, name string) (string, error) {
 // openLog opens the log for appending, owner-only, starting afresh when it
 // has grown past maxLogSize.
 func openLog(path string) (io.WriteCloser, error) {
-	if st, err := os.Stat(path); err == nil && st.Size() > maxLogSize {
+	if st, err := os.Lstat(path); err == nil && st.Size() > maxLogSize {
 		if err := os.Rename(path, path+".old"); err != nil {
 			return nil, fmt.Errorf("cannot rotate the log: %w", err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	// Never through a link someone planted.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the log: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/ergochat/readline"
 	"golang.org/x/term"
@@ -35,7 +36,7 @@ func newTerminalUI(cfg Config, c completer) (*terminalUI, error) {
 	if cfg.HistoryFile != "" {
 		// readline creates its history file world-readable; create it
 		// owner-only first, and tighten one that exists.
-		f, err := os.OpenFile(cfg.HistoryFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		f, err := os.OpenFile(cfg.HistoryFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("cannot open the history file: %w", err)
 		}
