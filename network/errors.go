@@ -85,6 +85,9 @@ var (
 	// ErrNoAck means a friend did not acknowledge a message in time and the
 	// connection was given up as dead (the message is sent again).
 	ErrNoAck = errors.New("no acknowledgement")
+	// ErrForgotten is why a connection closed: the identity it was made
+	// with was forgotten (Node.Forget).
+	ErrForgotten = errors.New("the identity was forgotten")
 	// ErrClosed means the node was stopped.
 	ErrClosed = errors.New("p2pchat is stopping")
 	// ErrCertRejected means the other side of a connection ended the TLS

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -83,6 +84,8 @@ type serverConn struct {
 	buf  []byte // scratch for frames
 	name string // the friend, once the hello named it
 	id   ID     // its identity, once TLS checked it
+
+	forgotten atomic.Bool // Node.Forget closed it
 }
 
 // serve runs the connection until it ends, and closes it.
@@ -123,14 +126,20 @@ func (c *serverConn) serve(ctx context.Context) {
 	c.log.Info("inbound connection up")
 	n.outboxes[c.name].reached() // whatever waits for them goes now
 	n.mu.Lock()
-	n.inbound[c.name]++
+	if n.inbound[c.name] == nil {
+		n.inbound[c.name] = make(map[*serverConn]struct{})
+	}
+	n.inbound[c.name][c] = struct{}{}
 	n.mu.Unlock()
 	n.emit(ctx, ConnUp{Friend: c.name, Addr: c.addr, Inbound: true, ID: c.id, TLSVersion: c.conn.ConnectionState().Version})
 
 	err = c.receive(ctx)
+	if c.forgotten.Load() {
+		err = ErrForgotten
+	}
 
 	n.mu.Lock()
-	n.inbound[c.name]--
+	delete(n.inbound[c.name], c)
 	n.mu.Unlock()
 	if ctx.Err() != nil {
 		return

@@ -89,7 +89,7 @@ type Node struct {
 	closeOnce sync.Once
 
 	mu      sync.Mutex
-	inbound map[string]int // friend name -> open inbound connections
+	inbound map[string]map[*serverConn]struct{} // by friend: the open inbound connections
 
 	health storeHealth
 }
@@ -134,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		known:    cfg.KnownPeers,
 		store:    cfg.Store.db,
 		admit:    newAdmission(),
-		inbound:  make(map[string]int),
+		inbound:  make(map[string]map[*serverConn]struct{}),
 	}
 	if n.known == nil {
 		n.known, _ = LoadKnownPeers("")
@@ -256,7 +256,7 @@ func (n *Node) Status() []FriendStatus {
 	}
 	n.mu.Lock()
 	for i := range out {
-		out[i].Inbound = n.inbound[out[i].Name]
+		out[i].Inbound = len(n.inbound[out[i].Name])
 	}
 	n.mu.Unlock()
 	for i := range out {

@@ -64,6 +64,7 @@ type outbox struct {
 	lastActive time.Time
 	offline    bool // the last attempt to reach the friend failed
 	reachable  bool // the friend reached us: try again at once
+	forget     bool // the friend's identity was forgotten: drop the connection
 
 	// The rest belongs to run.
 	c        *clientConn // nil when not connected
@@ -124,6 +125,15 @@ func (o *outbox) wake() {
 func (o *outbox) reached() {
 	o.mu.Lock()
 	o.reachable = true
+	o.mu.Unlock()
+	o.wake()
+}
+
+// forgotten is called when the friend's identity is forgotten: run drops
+// the connection made with it, and tries again at once.
+func (o *outbox) forgotten() {
+	o.mu.Lock()
+	o.forget, o.reachable = true, true
 	o.mu.Unlock()
 	o.wake()
 }
@@ -234,6 +244,13 @@ func (o *outbox) run(ctx context.Context) {
 			} else {
 				o.armAck()
 			}
+		}
+		o.mu.Lock()
+		forget := o.forget
+		o.forget = false
+		o.mu.Unlock()
+		if forget && o.c != nil {
+			o.drop(ctx, ErrForgotten)
 		}
 		o.pump(ctx)
 	}

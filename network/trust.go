@@ -43,18 +43,28 @@ func LoadKnownPeers(path string) (*KnownPeers, error) { return trust.LoadKnownPe
 func ParseID(s string) (ID, error) { return trust.ParseID(s) }
 
 // Forget removes the identity pinned on first use for name, so that the
-// next one seen is accepted. A pin in the table cannot be forgotten here.
-func (n *Node) Forget(name string) error {
+// next one seen is accepted, and returns the identity it dropped. Every
+// connection with that identity is closed at once: what it had not yet
+// delivered it does not deliver as name any more. A pin in the table
+// cannot be forgotten here.
+func (n *Node) Forget(name string) (ID, error) {
 	o, ok := n.outboxes[name]
 	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownFriend, name)
+		return ID{}, fmt.Errorf("%w %q", ErrUnknownFriend, name)
 	}
-	if err := n.pins.Forget(name); err != nil {
-		return err
+	id, err := n.pins.Forget(name)
+	if err != nil {
+		return ID{}, err
 	}
-	n.log.Warn("identity forgotten", "friend", name)
-	o.reached() // whatever waits for them may go now
-	return nil
+	n.log.Warn("identity forgotten", "friend", name, "id", id.String())
+	n.mu.Lock()
+	for c := range n.inbound[name] {
+		c.forgotten.Store(true)
+		c.raw.Close()
+	}
+	n.mu.Unlock()
+	o.forgotten() // closes our connection to it; what waits goes to the next one
+	return id, nil
 }
 
 // ID is this instance's own identity.

@@ -193,7 +193,7 @@ func TestIDInTheTable(t *testing.T) {
 			t.Errorf("got %v, want an IdentityError from the table pin", r.Err)
 		}
 		waitFor[MessageQueued](t, bob, nil)
-		if err := alice.Forget("bob"); err == nil || !strings.Contains(err.Error(), "pinned by the table") {
+		if _, err := alice.Forget("bob"); err == nil || !strings.Contains(err.Error(), "pinned by the table") {
 			t.Errorf("Forget of a table pin: %v", err)
 		}
 	})
@@ -236,10 +236,14 @@ func TestTrustOnFirstUseAndForget(t *testing.T) {
 	}
 
 	// The person accepts the change: the next contact pins the new ID.
-	if err := alice.Forget("bob"); err != nil {
+	dropped, err := alice.Forget("bob")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.Forget("bob"); err == nil {
+	if dropped != pin.ID {
+		t.Errorf("Forget dropped %s, want the identity pinned before, %s", dropped, pin.ID)
+	}
+	if _, err := alice.Forget("bob"); err == nil {
 		t.Error("forgetting twice: no error")
 	}
 	id := send(t, alice, "bob", "hello, new bob")
@@ -313,5 +317,35 @@ func TestIDInTheTableColumn(t *testing.T) {
 	tab, err := readTable(strings.NewReader("bob 127.0.0.1 1 "+id.String()+"\n"), "t")
 	if err != nil || mustLookup(t, tab, "bob").ID != id {
 		t.Errorf("table with an ID column: %v", err)
+	}
+}
+
+// /forget closes every connection made with the forgotten identity at
+// once, both ways: it delivers nothing more as that friend.
+func TestForgetClosesTheConnections(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	alice := startNode(t, tab, "alice")
+	bob := startNode(t, tab, "bob")
+	seq := send(t, bob, "alice", "to alice") // bob's connection to alice
+	waitFor(t, bob, func(e MessageDelivered) bool { return e.Seq == seq })
+	seq = send(t, alice, "bob", "to bob") // alice's connection to bob
+	waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == seq })
+	if st := alice.Status()[0]; !st.Connected || st.Inbound != 1 {
+		t.Fatalf("before forget: %+v, want both connections open", st)
+	}
+	if _, err := alice.Forget("bob"); err != nil {
+		t.Fatal(err)
+	}
+	in := waitFor(t, alice, func(e ConnDown) bool { return e.Friend == "bob" && e.Inbound })
+	out := waitFor(t, alice, func(e ConnDown) bool { return e.Friend == "bob" && !e.Inbound })
+	if !errors.Is(out.Err, ErrForgotten) {
+		t.Errorf("alice's connection to bob closed with %v, want ErrForgotten", out.Err)
+	}
+	if !errors.Is(in.Err, ErrForgotten) {
+		t.Errorf("bob's connection to alice closed with %v, want ErrForgotten", in.Err)
+	}
+	if st := alice.Status()[0]; st.Inbound != 0 {
+		t.Errorf("after forget: %+v, want no inbound connection", st)
 	}
 }

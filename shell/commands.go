@@ -99,11 +99,12 @@ func (s *Shell) forget(args []string) bool {
 		s.problem("usage: /forget NAME")
 		return false
 	}
-	if err := s.cfg.Net.Forget(args[0]); err != nil {
+	id, err := s.cfg.Net.Forget(args[0])
+	if err != nil {
 		s.problem(Sanitize(err.Error()))
 		return false
 	}
-	s.ui.notice(fmt.Sprintf("Forgot %s's identity: the next one seen will be pinned.", args[0]))
+	s.ui.notice(fmt.Sprintf("Forgot %s's identity %s and closed its connections: the next one seen will be pinned.", args[0], id))
 	return false
 }
 

@@ -107,12 +107,15 @@ func (f *fakeNet) Events() <-chan network.Event { return f.events }
 
 func (f *fakeNet) ID() network.ID { return f.id }
 
-func (f *fakeNet) Forget(name string) error {
+func (f *fakeNet) Forget(name string) (network.ID, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	defer f.changes.notify()
 	f.forgets = append(f.forgets, name)
-	return f.forgetErr
+	if f.forgetErr != nil {
+		return network.ID{}, f.forgetErr
+	}
+	return f.id, nil
 }
 
 func (f *fakeNet) History(friend string, n int) ([]network.HistoryEntry, error) {

@@ -594,7 +594,7 @@ func TestRunCommands(t *testing.T) {
 			name:    "forget",
 			lines:   []string{"/forget bob"},
 			forgets: []string{"bob"},
-			errOut:  [][]string{line("Forgot bob's identity: the next one seen will be pinned.")},
+			errOut:  [][]string{line("Forgot bob's identity ", "and closed its connections: the next one seen will be pinned.")},
 		},
 		{
 			name:    "forget fails",

@@ -17,7 +17,7 @@ type Network interface {
 	Status() []network.FriendStatus
 	Events() <-chan network.Event
 	ID() network.ID
-	Forget(name string) error
+	Forget(name string) (network.ID, error)
 	History(friend string, n int) ([]network.HistoryEntry, error)
 	MarkShown(m network.MessageReceived)
 }

@@ -103,19 +103,20 @@ func (p *Pins) PinFirstUse(name string, id ID) (bool, error) {
 }
 
 // Forget removes the identity pinned on first use for name, so that the
-// next one seen is accepted. A pin in the table cannot be forgotten here.
-func (p *Pins) Forget(name string) error {
-	if _, src := p.Pinned(name); src == PinnedByTable {
-		return fmt.Errorf("%s's identity is pinned by the table: change it there", name)
+// next one seen is accepted, and returns it. A pin in the table cannot be
+// forgotten here.
+func (p *Pins) Forget(name string) (ID, error) {
+	id, src := p.Pinned(name)
+	switch src {
+	case PinnedByTable:
+		return ID{}, fmt.Errorf("%s's identity is pinned by the table: change it there", name)
+	case NotPinned:
+		return ID{}, fmt.Errorf("no identity is pinned for %s yet", name)
 	}
-	had, err := p.known.forget(name)
-	if err != nil {
-		return err
+	if _, err := p.known.forget(name); err != nil {
+		return ID{}, err
 	}
-	if !had {
-		return fmt.Errorf("no identity is pinned for %s yet", name)
-	}
-	return nil
+	return id, nil
 }
 
 // ServerConfig accepts any client that presents a certificate naming a
