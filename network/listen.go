@@ -86,7 +86,13 @@ type serverConn struct {
 	id   ID     // its identity, once TLS checked it
 
 	forgotten atomic.Bool // Node.Forget closed it
+	since     time.Time   // when it was accepted as the friend's; under node.mu
 }
+
+// maxInboundPerFriend bounds the inbound connections one friend may hold
+// open; past it the oldest is closed. A friend needs one; a few more cover
+// a reconnect while the old one has not yet timed out.
+const maxInboundPerFriend = 4
 
 // serve runs the connection until it ends, and closes it.
 func (c *serverConn) serve(ctx context.Context) {
@@ -129,7 +135,20 @@ func (c *serverConn) serve(ctx context.Context) {
 	if n.inbound[c.name] == nil {
 		n.inbound[c.name] = make(map[*serverConn]struct{})
 	}
+	c.since = time.Now()
 	n.inbound[c.name][c] = struct{}{}
+	if len(n.inbound[c.name]) > maxInboundPerFriend {
+		// One friend (or whoever holds their key, or claims a first-use
+		// name) cannot hold more than a few descriptors: the oldest goes.
+		var oldest *serverConn
+		for o := range n.inbound[c.name] {
+			if oldest == nil || o.since.Before(oldest.since) {
+				oldest = o
+			}
+		}
+		c.log.Warn("too many connections from one friend: closing the oldest", "closed", oldest.addr)
+		oldest.raw.Close()
+	}
 	n.mu.Unlock()
 	n.emit(ctx, ConnUp{Friend: c.name, Addr: c.addr, Inbound: true, ID: c.id, TLSVersion: c.conn.ConnectionState().Version})
 

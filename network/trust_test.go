@@ -1,10 +1,13 @@
 package network
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"net"
 	"os"
+	"p2pchat/network/trust"
+	"p2pchat/network/wire"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -347,5 +350,51 @@ func TestForgetClosesTheConnections(t *testing.T) {
 	}
 	if st := alice.Status()[0]; st.Inbound != 0 {
 		t.Errorf("after forget: %+v, want no inbound connection", st)
+	}
+}
+
+// One friend's identity cannot hold more than maxInboundPerFriend inbound
+// connections: past it, the oldest is closed.
+func TestInboundConnectionsPerFriendAreCapped(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	bobID := newIdentity(t, "bob")
+	alice := startNode(t, tab, "alice")
+	known, _ := LoadKnownPeers("")
+	pins := trust.NewPins(bobID, func(string) (ID, bool) { return ID{}, false }, known)
+	var conns []*tls.Conn
+	for i := range maxInboundPerFriend + 2 {
+		c, err := tls.Dial("tcp", mustLookup(t, tab, "alice").Addr(), pins.ClientConfig("alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		bw := bufio.NewWriter(c)
+		wire.WriteFrame(bw, wire.Hello{Version: wire.Version, Name: "bob"})
+		bw.Flush()
+		c.SetReadDeadline(time.Now().Add(waitTimeout))
+		if f, err := wire.ReadFrame(bufio.NewReader(c), make([]byte, wire.MaxFrameSize)); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		} else if _, ok := f.(wire.Welcome); !ok {
+			t.Fatalf("connection %d: %+v, want a welcome", i, f)
+		}
+		waitFor(t, alice, func(e ConnUp) bool { return e.Inbound })
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		_, err := c.Read(make([]byte, 1))
+		closed := err != nil && !isTimeout(err)
+		if want := i < 2; closed != want {
+			t.Errorf("connection %d: closed %v (%v), want %v", i, closed, err, want)
+		}
+		if i == 1 {
+			// The rest stay open: do not wait out the deadline on each.
+			for _, c := range conns[2:] {
+				c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			}
+		}
+	}
+	if st := alice.Status()[0]; st.Inbound != maxInboundPerFriend {
+		t.Errorf("alice counts %d inbound connections from bob, want %d", st.Inbound, maxInboundPerFriend)
 	}
 }
