@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,7 +37,7 @@ const (
 	exitUsage = 2 // bad command line or table
 )
 
-// maxLogSize is the size past which the log is started afresh at start.
+// maxLogSize is the size past which the log is rotated.
 const maxLogSize = 10 << 20
 
 func main() {
@@ -308,23 +309,68 @@ func openDataDir(dir, name string) (string, error) {
 	return dir, nil
 }
 
-// openLog opens the log for appending, owner-only, starting afresh when it
-// has grown past maxLogSize.
+// openLog opens the log for appending, owner-only. It is rotated when it
+// grows past maxLogSize, at start and while running: the old one is kept
+// as PATH.old, one generation, so that a flood of log lines costs at most
+// twice maxLogSize on disk.
 func openLog(path string) (io.WriteCloser, error) {
+	l := &rotatingLog{path: path}
 	if st, err := os.Lstat(path); err == nil && st.Size() > maxLogSize {
 		if err := os.Rename(path, path+".old"); err != nil {
 			return nil, fmt.Errorf("cannot rotate the log: %w", err)
 		}
 	}
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(l.f, "time=%s msg=\"p2pchat %s starting\"\n", time.Now().Format(time.RFC3339), version)
+	return l, nil
+}
+
+// rotatingLog is the log file, rotated past maxLogSize.
+type rotatingLog struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+}
+
+func (l *rotatingLog) open() error {
 	// Never through a link someone planted.
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open the log: %w", err)
+		return fmt.Errorf("cannot open the log: %w", err)
 	}
-	if err := f.Chmod(0o600); err != nil {
+	st, err := f.Stat()
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cannot protect the log: %w", err)
+		return fmt.Errorf("cannot protect the log: %w", err)
 	}
-	fmt.Fprintf(f, "time=%s msg=\"p2pchat %s starting\"\n", time.Now().Format(time.RFC3339), version)
-	return f, nil
+	l.f, l.size = f, st.Size()
+	return nil
+}
+
+// Write appends p, one log line, rotating first if the file is full. A
+// log that cannot be rotated goes on growing rather than losing lines.
+func (l *rotatingLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.size+int64(len(p)) > maxLogSize && os.Rename(l.path, l.path+".old") == nil {
+		l.f.Close()
+		if err := l.open(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := l.f.Write(p)
+	l.size += int64(n)
+	return n, err
+}
+
+func (l *rotatingLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
 }
