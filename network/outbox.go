@@ -35,6 +35,10 @@ const (
 	// retryOnSend is the shortest time between two attempts made because
 	// the person sent a new message while the friend was offline.
 	retryOnSend = time.Second
+	// retryOnReach is the shortest time between two attempts made because
+	// the friend connected to us: a storm of their connections must not
+	// become a storm of our dials.
+	retryOnReach = time.Second
 	// maxInFlight bounds the messages written and not yet acknowledged,
 	// and so the memory that tracks them; more goes out as acks come back.
 	maxInFlight = 1 << 16
@@ -75,6 +79,7 @@ type outbox struct {
 	backoff  time.Duration
 	retryAt  time.Time // no dial before this, unless a send says to try
 	lastDial time.Time
+	lastKick time.Time   // the last attempt made because the friend reached us
 	idle     *time.Timer // the connection has been idle for idleTimeout
 	ackDue   *time.Timer // the oldest message written waits ackTimeout
 	retry    *time.Timer // the backoff is over
@@ -393,8 +398,8 @@ func (o *outbox) pump(ctx context.Context) {
 // that the last attempt failed.
 func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 	now := time.Now()
-	if reachable {
-		o.backoff, o.retryAt = 0, now
+	if reachable && now.Sub(o.lastKick) >= retryOnReach {
+		o.backoff, o.retryAt, o.lastKick = 0, now, now
 	}
 	if now.Before(o.retryAt) {
 		// Waiting out the backoff (the retry timer ends it). For a friend

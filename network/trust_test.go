@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"p2pchat/network/trust"
 	"p2pchat/network/wire"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -401,5 +403,56 @@ func TestInboundConnectionsPerFriendAreCapped(t *testing.T) {
 	}
 	if st := alice.Status()[0]; st.Inbound != maxInboundPerFriend {
 		t.Errorf("alice counts %d inbound connections from bob, want %d", st.Inbound, maxInboundPerFriend)
+	}
+}
+
+// lineCounter counts the log lines that contain a string.
+type lineCounter struct {
+	sub string
+	n   atomic.Int32
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.sub) {
+		c.n.Add(1)
+	}
+	return len(p), nil
+}
+
+// A friend who connects to us again and again does not make us dial them
+// again and again: their connections wake our queue at most once per
+// retryOnReach.
+func TestReconnectStormDoesNotMakeUsDial(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob") // nobody listens on bob's port: our dials fail at once
+	dials := &lineCounter{sub: `msg="cannot reach friend"`}
+	alice := startNode(t, tab, "alice", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(dials, nil)) })
+	send(t, alice, "bob", "waiting")
+	waitFor[MessageQueued](t, alice, nil)
+
+	bobID := newIdentity(t, "bob")
+	known, _ := LoadKnownPeers("")
+	pins := trust.NewPins(bobID, func(string) (ID, bool) { return ID{}, false }, known)
+	before := dials.n.Load()
+	const storm = 40
+	for i := range storm {
+		c, err := tls.Dial("tcp", mustLookup(t, tab, "alice").Addr(), pins.ClientConfig("alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bw := bufio.NewWriter(c)
+		wire.WriteFrame(bw, wire.Hello{Version: wire.Version, Name: "bob"})
+		bw.Flush()
+		c.SetReadDeadline(time.Now().Add(waitTimeout))
+		if _, err := wire.ReadFrame(bufio.NewReader(c), make([]byte, wire.MaxFrameSize)); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		waitFor(t, alice, func(e ConnUp) bool { return e.Inbound })
+		c.Close()
+	}
+	// Backoff retries and one attempt a second for the storm: a handful,
+	// not one per connection.
+	if n := dials.n.Load() - before; n >= storm/4 {
+		t.Errorf("%d connections from bob made alice dial %d times", storm, n)
 	}
 }
