@@ -45,9 +45,11 @@ func Sanitize(s string) string {
 	return b.String()
 }
 
-// isInvisibleFormat reports the characters that change how the rest of a
-// line is laid out without showing themselves: bidirectional overrides and
-// isolates, and the Unicode line and paragraph separators.
+// isInvisibleFormat reports the characters that do not show themselves:
+// those that change how the rest of a line is laid out (bidirectional
+// overrides and isolates, the line and paragraph separators), and those
+// that make two texts look alike or hide in one (zero-width characters,
+// joiners, the soft hyphen, Hangul fillers, tag characters).
 func isInvisibleFormat(r rune) bool {
 	switch {
 	case r == 0x061c, r == 0x200e, r == 0x200f:
@@ -55,6 +57,17 @@ func isInvisibleFormat(r rune) bool {
 	case 0x202a <= r && r <= 0x202e, 0x2066 <= r && r <= 0x2069:
 		return true
 	case r == 0x2028, r == 0x2029:
+		return true
+	// Invisible: they let two texts look alike, or hide in one.
+	case r == 0x00ad, // soft hyphen
+		r == 0x034f,              // combining grapheme joiner
+		r == 0x115f, r == 0x1160, // Hangul choseong and jungseong fillers
+		r == 0x180e,                // Mongolian vowel separator
+		0x200b <= r && r <= 0x200d, // zero-width space, non-joiner, joiner
+		0x2060 <= r && r <= 0x2064, // word joiner, invisible operators
+		r == 0x3164, r == 0xffa0,   // Hangul fillers
+		r == 0xfeff,                  // zero-width no-break space (BOM)
+		0xe0000 <= r && r <= 0xe007f: // tag characters
 		return true
 	}
 	return false

@@ -20,6 +20,8 @@ func TestSanitize(t *testing.T) {
 		{"bad \xff\xfe utf8", "bad \uFFFD\uFFFD utf8"},
 		{"rtl \u202eevil\u202c", `rtl \u202eevil\u202c`},
 		{"iso \u2066x\u2069 ls\u2028", `iso \u2066x\u2069 ls\u2028`},
+		{"zw\u200bsp\u200dj wj\u2060 bom\ufeff shy\u00ad", `zw\u200bsp\u200dj wj\u2060 bom\ufeff shy\u00ad`},
+		{"tag\U000e0041 fill\u3164\u115f", `tag\ue0041 fill\u3164\u115f`},
 	} {
 		if got := Sanitize(tc.in); got != tc.want {
 			t.Errorf("Sanitize(%q) = %q, want %q", tc.in, got, tc.want)
