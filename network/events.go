@@ -98,6 +98,9 @@ type ConnRefused struct {
 	Addr string
 	Name string
 	Err  error
+	// Dropped counts the refusals before this one that were not reported:
+	// the shell was not keeping up.
+	Dropped int
 }
 
 func (MessageReceived) event()  {}

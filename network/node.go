@@ -91,7 +91,8 @@ type Node struct {
 	mu      sync.Mutex
 	inbound map[string]map[*serverConn]struct{} // by friend: the open inbound connections
 
-	health storeHealth
+	health          storeHealth
+	refusalsDropped atomic.Int64 // ConnRefused events dropped while the shell lagged
 }
 
 // Start listens on the address of cfg.Name in cfg.Table and serves until ctx
@@ -266,7 +267,29 @@ func (n *Node) Status() []FriendStatus {
 }
 
 // emit hands ev to the shell, waiting for room unless the node is stopping.
+//
+// Status events (ConnUp, ConnDown, ConnRefused) never wait: while the shell
+// lags they are dropped, so that a flood of refused connections cannot hold
+// a goroutine each; the next ConnRefused that goes out counts the
+// refusals dropped before it. Everything else waits for room: a message is
+// never dropped, and while the shell lags, receiving waits too.
 func (n *Node) emit(ctx context.Context, ev Event) bool {
+	switch e := ev.(type) {
+	case ConnUp, ConnDown:
+		select {
+		case n.events <- ev:
+		default:
+		}
+		return ctx.Err() == nil
+	case ConnRefused:
+		e.Dropped = int(n.refusalsDropped.Swap(0))
+		select {
+		case n.events <- e:
+		default:
+			n.refusalsDropped.Add(int64(1 + e.Dropped))
+		}
+		return ctx.Err() == nil
+	}
 	select {
 	case n.events <- ev:
 		return true

@@ -578,3 +578,43 @@ func TestOldFriendIsToldApart(t *testing.T) {
 		t.Errorf("%d waiting, want the message kept", st.Pending)
 	}
 }
+
+// While the shell does not read, a flood of refused connections neither
+// waits for it nor holds a goroutine each: the refusals are dropped, and
+// the next one reported counts them.
+func TestRefusalsNeverWaitForTheShell(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice")
+	alice := startNode(t, tab, "alice") // nobody reads its events
+	addr := alice.Addr().String()
+	junk := func() {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+		c.SetReadDeadline(time.Now().Add(waitTimeout))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("junk connection not closed: %v", err)
+		}
+	}
+	const flood = eventBuffer + 150
+	for range flood {
+		junk() // each closed by alice, whoever reads her events
+	}
+	refused := 0
+	for range eventBuffer {
+		ev := <-alice.Events()
+		if r, ok := ev.(ConnRefused); ok {
+			refused += 1 + r.Dropped
+		}
+	}
+	junk() // room again: this one is reported, with the count of the rest
+	ev := waitFor[ConnRefused](t, alice, nil)
+	refused += 1 + ev.Dropped
+	if refused != flood+1 {
+		t.Errorf("%d refusals accounted for, want %d", refused, flood+1)
+	}
+}

@@ -46,6 +46,8 @@ type Shell struct {
 	ui      ui
 	refused map[string]*refusal // by remote host: to keep floods to one line
 
+	unseenRefusals int // refusals the network dropped, not yet told
+
 	shown     map[string]network.MessageReceived // last message shown per friend, not yet marked
 	warned    map[string]bool                    // identity warnings given, by name and identity
 	unflushed int                                // messages shown since the last settle
@@ -368,6 +370,7 @@ const refusalQuiet = 10 * time.Second
 const maxRefusalHosts = 1024
 
 func (s *Shell) renderRefused(ev network.ConnRefused) {
+	s.unseenRefusals += ev.Dropped
 	host := ev.Addr
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		host = host[:i]
@@ -396,6 +399,10 @@ func (s *Shell) renderRefused(ev network.ConnRefused) {
 	more := ""
 	if r.suppressed > 0 {
 		more = fmt.Sprintf(" (and %d more from %s since %s)", r.suppressed, host, r.last.Format("15:04:05"))
+	}
+	if s.unseenRefusals > 0 {
+		more += fmt.Sprintf("; %d more refused while p2pchat was busy (see p2pchat.log)", s.unseenRefusals)
+		s.unseenRefusals = 0
 	}
 	r.last, r.suppressed = now, 0
 	s.problem(Sanitize(fmt.Sprintf("WARNING: refused a connection from %s%s: %v%s", ev.Addr, who, ev.Err, more)))
