@@ -65,6 +65,7 @@ func run(args []string) (code int) {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	showID := fs.Bool("id", false, "print NAME's identity (creating it if needed) and exit")
 	check := fs.Bool("check", false, "check NAME's message database with SQLite's integrity check and exit")
+	exitWhenDone := fs.Bool("exit-when-done", false, "at the end of piped input, wait until everything sent is delivered (at most 10s), then exit: 0 if nothing waits, 1 otherwise")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: p2pchat [flags] NAME\n\nflags:\n")
 		fs.PrintDefaults()
@@ -222,22 +223,25 @@ func run(args []string) (code int) {
 	friends := node.Friends()
 	terminal := shell.IsTerminal()
 	sh, err := shell.New(shell.Config{
-		Name:        name,
-		Friends:     friends,
-		Net:         node,
-		Terminal:    terminal,
-		In:          os.Stdin,
-		Out:         os.Stdout,
-		Err:         os.Stderr,
-		HistoryFile: filepath.Join(dir, "history"),
-		Color:       terminal && !*noColor && os.Getenv("NO_COLOR") == "",
-		Greeting:    fmt.Sprintf("p2pchat %s: %s, listening on %s. Write friend/message; /help for help.", version, name, node.Addr()),
+		Name:         name,
+		Friends:      friends,
+		Net:          node,
+		Terminal:     terminal,
+		In:           os.Stdin,
+		Out:          os.Stdout,
+		Err:          os.Stderr,
+		HistoryFile:  filepath.Join(dir, "history"),
+		Color:        terminal && !*noColor && os.Getenv("NO_COLOR") == "",
+		ExitWhenDone: *exitWhenDone,
+		Greeting:     fmt.Sprintf("p2pchat %s: %s, listening on %s. Write friend/message; /help for help.", version, name, node.Addr()),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
 		return exitError
 	}
-	if err := sh.Run(ctx); err != nil {
+	if err := sh.Run(ctx); errors.Is(err, shell.ErrUndelivered) {
+		return exitError // the shell said what waits
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
 		return exitError
 	}

@@ -37,6 +37,10 @@ type Config struct {
 	HistoryFile string // terminal only; "" keeps no history
 	Color       bool
 	Greeting    string // a first notice, if any
+	// ExitWhenDone ends Run at the end of piped input, once everything
+	// sent is delivered or exitWait has passed (then with ErrUndelivered);
+	// otherwise Run keeps receiving until its context ends.
+	ExitWhenDone bool
 }
 
 // Shell is one person's session.
@@ -135,7 +139,13 @@ func (s *Shell) Run(ctx context.Context) error {
 			switch {
 			case errors.Is(in.err, io.EOF):
 				if s.cfg.Terminal {
-					s.finish(ctx, events) // Ctrl-D on an empty line
+					s.finish(ctx, events, quitWait) // Ctrl-D on an empty line
+					return nil
+				}
+				if s.cfg.ExitWhenDone {
+					if s.finish(ctx, events, exitWait) > 0 {
+						return ErrUndelivered
+					}
 					return nil
 				}
 				lines = nil
@@ -148,7 +158,7 @@ func (s *Shell) Run(ctx context.Context) error {
 				return in.err
 			default:
 				if quit := s.handle(in.text); quit {
-					s.finish(ctx, events)
+					s.finish(ctx, events, quitWait)
 					return nil
 				}
 			}
@@ -170,13 +180,21 @@ func (s *Shell) Run(ctx context.Context) error {
 }
 
 // quitWait is how long /quit and Ctrl-D wait for messages in flight to be
-// acknowledged before they leave.
-const quitWait = 2 * time.Second
+// acknowledged before they leave; exitWait, how long the end of piped
+// input does with ExitWhenDone.
+const (
+	quitWait = 2 * time.Second
+	exitWait = 10 * time.Second
+)
 
-// finish waits up to quitWait for the messages that wait for friends to
-// be delivered, showing what comes meanwhile, then says in one line what
-// still waits and for whom.
-func (s *Shell) finish(ctx context.Context, events <-chan network.Event) {
+// ErrUndelivered is Run's error when it ends, with ExitWhenDone, while
+// messages still wait for friends.
+var ErrUndelivered = errors.New("messages are still waiting to be delivered")
+
+// finish waits up to wait for the messages that wait for friends to be
+// delivered, showing what comes meanwhile, then says in one line what
+// still waits and for whom, and returns how many do.
+func (s *Shell) finish(ctx context.Context, events <-chan network.Event, wait time.Duration) int {
 	waiting := func() (n int, line string) {
 		var parts []string
 		for _, f := range s.cfg.Net.Status() {
@@ -189,9 +207,9 @@ func (s *Shell) finish(ctx context.Context, events <-chan network.Event) {
 	}
 	n, _ := waiting()
 	if n == 0 {
-		return
+		return 0
 	}
-	t := time.NewTimer(quitWait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 wait:
 	for n > 0 {
@@ -219,7 +237,9 @@ wait:
 			word = "message waits"
 		}
 		s.ui.notice(s.paint.Faint(fmt.Sprintf("%d %s (%s); they go out when you are both online.", n, word, line)))
+		return n
 	}
+	return 0
 }
 
 // settle writes out what was shown and then records it as shown. Between
