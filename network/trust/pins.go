@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // PinSource says where the ID a name is bound to comes from.
@@ -78,7 +79,7 @@ func (p *Pins) Pinned(name string) (ID, PinSource) {
 func (p *Pins) Check(name string, cert *x509.Certificate) error {
 	id := CertID(cert.Raw)
 	if cn := cert.Subject.CommonName; cn != name {
-		return &IdentityError{Name: name, Presented: id, Problem: fmt.Sprintf("its certificate names %q, not %s", cn, name)}
+		return &IdentityError{Name: name, Presented: id, Problem: fmt.Sprintf("its certificate names %q, not %s", cut(cn), name)}
 	}
 	if want, src := p.Pinned(name); src != NotPinned && want != id {
 		return &IdentityError{Name: name, Presented: id, Expected: want, Source: src}
@@ -134,7 +135,7 @@ func (p *Pins) ServerConfig(isFriend func(name string) bool) *tls.Config {
 			cert := cs.PeerCertificates[0]
 			cn := cert.Subject.CommonName
 			if !isFriend(cn) {
-				return &IdentityError{Presented: CertID(cert.Raw), Problem: fmt.Sprintf("its certificate names %q, who is not in the table", cn)}
+				return &IdentityError{Presented: CertID(cert.Raw), Problem: fmt.Sprintf("its certificate names %q, who is not in the table", cut(cn))}
 			}
 			return p.Check(cn, cert)
 		},
@@ -155,4 +156,20 @@ func (p *Pins) ClientConfig(friend string) *tls.Config {
 			return p.Check(friend, cs.PeerCertificates[0])
 		},
 	}
+}
+
+// maxShown is how much of a name a stranger chose is shown or logged.
+const maxShown = 64
+
+// cut shortens s, a name from a stranger's certificate, to maxShown bytes
+// at most, on a character boundary, marking the cut.
+func cut(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	i := maxShown
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }

@@ -1,10 +1,13 @@
 package trust
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestIdentitySurvivesRestart(t *testing.T) {
@@ -91,5 +94,32 @@ func TestKnownPeersFileErrors(t *testing.T) {
 	}
 	if _, ok := k.Lookup("bob"); ok {
 		t.Error("empty record knows bob")
+	}
+}
+
+// A name a stranger put in their certificate is cut to 64 bytes wherever
+// it is shown or logged: a 60,000-character common name costs nothing.
+func TestLongCommonNameIsCut(t *testing.T) {
+	long, err := LoadIdentity(t.TempDir(), strings.Repeat("é", 30000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := LoadIdentity(t.TempDir(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, _ := LoadKnownPeers("")
+	pins := NewPins(self, func(string) (ID, bool) { return ID{}, false }, known)
+	cert, err := x509.ParseCertificate(long.Cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		pins.Check("bob", cert),
+		pins.ServerConfig(func(string) bool { return false }).VerifyConnection(tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}),
+	} {
+		if err == nil || len(err.Error()) > 300 || !utf8.ValidString(err.Error()) {
+			t.Errorf("error of %d bytes (valid UTF-8: %v), want a short one", len(err.Error()), utf8.ValidString(err.Error()))
+		}
 	}
 }
