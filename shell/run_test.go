@@ -852,3 +852,23 @@ func TestRunQuitWaitsForPending(t *testing.T) {
 		})
 	}
 }
+
+// With piped input, a problem with a line names the line, so that a
+// script's author finds it; problems that come from the network do not.
+func TestRunNamesTheInputLine(t *testing.T) {
+	h := startRun(t, runOptions{})
+	h.typeLine("bob/fine")
+	h.typeLine("nobody/hi")
+	h.typeLine("")
+	h.typeLine("/frob")
+	h.barrier()
+	h.waitLine("Err", h.err, []string{"line 2: ", `unknown friend "nobody"`})
+	h.waitLine("Err", h.err, []string{"line 4: ", "unknown command /frob"})
+	h.net.push(t, network.MessageFailed{To: "bob", Text: "x", Err: errors.New("disk full")})
+	h.barrier()
+	for _, l := range h.err.lines() {
+		if strings.Contains(l, "disk full") && strings.HasPrefix(l, "line ") {
+			t.Errorf("a problem from the network names an input line: %q", l)
+		}
+	}
+}

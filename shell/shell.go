@@ -51,6 +51,8 @@ type Shell struct {
 	refused map[string]*refusal // by remote host: to keep floods to one line
 
 	unseenRefusals int // refusals the network dropped, not yet told
+	lineNo         int // lines read so far
+	inLine         int // the line being handled, for problems about it; 0 between lines
 
 	shown     map[string]network.MessageReceived // last message shown per friend, not yet marked
 	warned    map[string]bool                    // identity warnings given, by name and identity
@@ -153,11 +155,18 @@ func (s *Shell) Run(ctx context.Context) error {
 			case errors.Is(in.err, errInterrupt):
 				// Ctrl-C: readline has cleared the line.
 			case errors.Is(in.err, errLineTooLong):
+				s.lineNo++
+				s.inLine = s.lineNo
 				s.problem(in.err.Error())
+				s.inLine = 0
 			case in.err != nil:
 				return in.err
 			default:
-				if quit := s.handle(in.text); quit {
+				s.lineNo++
+				s.inLine = s.lineNo
+				quit := s.handle(in.text)
+				s.inLine = 0
+				if quit {
 					s.finish(ctx, events, quitWait)
 					return nil
 				}
@@ -280,7 +289,14 @@ func (s *Shell) handle(line string) (quit bool) {
 	return false
 }
 
-func (s *Shell) problem(line string) { s.ui.notice(s.paint.Problem(line)) }
+// problem shows a problem in one line. With piped input, one about a line
+// of the input names that line, so that a script's author finds it.
+func (s *Shell) problem(line string) {
+	if !s.cfg.Terminal && s.inLine > 0 {
+		line = fmt.Sprintf("line %d: %s", s.inLine, line)
+	}
+	s.ui.notice(s.paint.Problem(line))
+}
 
 // render shows one network event. Everything that came from the other side
 // goes through Sanitize.
