@@ -225,7 +225,7 @@ func (h *chaosHarness) displayed(name string) []string {
 	return all
 }
 
-var chaosLine = regexp.MustCompile(`^Message from (\S+): from (\S+) #(\d+)$`)
+var chaosLine = regexp.MustCompile(`^Message from (\S+): from (\S+) #(\d+)(?: \(written [^)]*\))?$`)
 
 func TestChaos(t *testing.T) {
 	seed := uint64(chaosSeed)

@@ -604,6 +604,15 @@ func TestRefusalsNeverWaitForTheShell(t *testing.T) {
 	for range flood {
 		junk() // each closed by alice, whoever reads her events
 	}
+	// The sockets close before the refusals are reported: wait until
+	// each one is queued for the shell or counted as dropped.
+	deadline := time.Now().Add(waitTimeout)
+	for int(alice.refusalsDropped.Load())+len(alice.events) < flood {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, %d refusals queued and %d counted, of %d", waitTimeout, len(alice.events), alice.refusalsDropped.Load(), flood)
+		}
+		time.Sleep(time.Millisecond) // polling a counter no event reports
+	}
 	refused := 0
 	for range eventBuffer {
 		ev := <-alice.Events()

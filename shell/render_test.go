@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"p2pchat/network"
 )
@@ -110,5 +111,25 @@ func TestIdentityWarningOnce(t *testing.T) {
 	s.render(queued(other))
 	if n := strings.Count(errOut.String(), "WARNING"); n != 2 {
 		t.Errorf("a second identity gave %d warnings in all, want 2", n)
+	}
+}
+
+func TestLateness(t *testing.T) {
+	now := time.Date(2026, 12, 1, 15, 30, 0, 0, time.Local)
+	for _, tc := range []struct {
+		name string
+		sent time.Time
+		want string
+	}{
+		{"fresh", now.Add(-10 * time.Second), ""},
+		{"a little ahead", now.Add(5 * time.Minute), ""},
+		{"late today", time.Date(2026, 12, 1, 14, 2, 0, 0, time.Local), " (written 14:02)"},
+		{"yesterday", time.Date(2026, 11, 30, 23, 59, 0, 0, time.Local), " (written 2026-11-30 23:59)"},
+		{"clock a day ahead", now.Add(25 * time.Hour), " (clock ahead)"},
+		{"unknown", time.Time{}, ""},
+	} {
+		if got := lateness(tc.sent, now); got != tc.want {
+			t.Errorf("%s: lateness = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

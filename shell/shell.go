@@ -303,7 +303,7 @@ func (s *Shell) problem(line string) {
 func (s *Shell) render(ev network.Event) {
 	switch ev := ev.(type) {
 	case network.MessageReceived:
-		s.ui.message(fmt.Sprintf("Message from %s: %s", s.paint.Name(ev.From), Sanitize(ev.Text)))
+		s.ui.message(fmt.Sprintf("Message from %s: %s%s", s.paint.Name(ev.From), Sanitize(ev.Text), lateness(ev.Sent, time.Now())))
 	case network.MessageQueued:
 		var idErr *network.IdentityError
 		if errors.As(ev.Err, &idErr) {
@@ -442,6 +442,35 @@ func (s *Shell) renderRefused(ev network.ConnRefused) {
 	}
 	r.last, r.suppressed = now, 0
 	s.problem(Sanitize(fmt.Sprintf("WARNING: refused a connection from %s%s: %v%s", ev.Addr, who, ev.Err, more)))
+}
+
+// lateDelay is how late a message must arrive for its time of writing to
+// be shown; clockAhead, how far in the future the sender's clock may say it
+// was written before that clock is taken for wrong.
+const (
+	lateDelay  = time.Minute
+	clockAhead = 24 * time.Hour
+)
+
+// lateness is what a received message written at sent (the sender's clock)
+// shows when it arrives at now: nothing when it is fresh, " (written 14:02)"
+// when it is late, with the date when that is not today, and " (clock
+// ahead)" when the sender's clock is more than a day ahead of ours. The
+// receiver's clock is the one trusted.
+func lateness(sent, now time.Time) string {
+	switch {
+	case sent.IsZero():
+		return ""
+	case sent.After(now.Add(clockAhead)):
+		return " (clock ahead)"
+	case now.Sub(sent) < lateDelay:
+		return ""
+	}
+	sent = sent.In(now.Location())
+	if y, m, d := sent.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return " (written " + sent.Format("15:04") + ")"
+	}
+	return " (written " + sent.Format("2006-01-02 15:04") + ")"
 }
 
 // when formats a past time briefly: the clock time today, else the date too.
