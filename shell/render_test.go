@@ -67,7 +67,7 @@ func TestNameColoursAreStableAndDistinct(t *testing.T) {
 
 func TestRenderReceivedAndRefused(t *testing.T) {
 	var out, errOut strings.Builder
-	s := &Shell{paint: newPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: map[string]*refusal{}}
+	s := &Shell{paint: newPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: refusals{hosts: map[string]bool{}}}
 
 	s.render(network.MessageReceived{From: "bob", Text: "hi\x1b[2J"})
 	s.ui.flush()
@@ -75,15 +75,20 @@ func TestRenderReceivedAndRefused(t *testing.T) {
 		t.Errorf("message rendered as %q, want %q", got, want)
 	}
 
-	// A flood from one host prints one line; another host gets its own.
+	// A flood, from one host or many, prints one line, then a summary when
+	// refusalQuiet is over (the Run loop's timer; called here).
 	for range 50 {
 		s.render(network.ConnRefused{Addr: "127.0.0.9:4000", Name: "mal\x1b[31mlory", Err: errors.New("bad hello")})
 	}
-	s.render(network.ConnRefused{Addr: "[::1]:4000", Err: errors.New("no hello within 10s")})
+	s.render(network.ConnRefused{Addr: "[::1]:4000", Err: errors.New("no hello within 10s"), Dropped: 10})
+	if s.refusalsDue() == nil {
+		t.Fatal("no summary due after a flood")
+	}
+	s.summariseRefusals()
 	lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
 	want := []string{
 		`WARNING: refused a connection from 127.0.0.9:4000 claiming to be "mal\x1b[31mlory": bad hello`,
-		`WARNING: refused a connection from [::1]:4000: no hello within 10s`,
+		`WARNING: 60 more connections refused in the last 0s, from 2 addresses; see p2pchat.log`,
 	}
 	if !reflect.DeepEqual(lines, want) {
 		t.Errorf("refusals rendered as\n%q\nwant\n%q", lines, want)
@@ -94,7 +99,7 @@ func TestRenderReceivedAndRefused(t *testing.T) {
 // at every retry; another identity is news.
 func TestIdentityWarningOnce(t *testing.T) {
 	var out, errOut strings.Builder
-	s := &Shell{paint: newPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: map[string]*refusal{}, warned: map[string]bool{}}
+	s := &Shell{paint: newPainter(false), ui: newPlainUI(strings.NewReader(""), &out, &errOut), refused: refusals{hosts: map[string]bool{}}, warned: map[string]bool{}}
 	a, _ := network.ParseID("CUPXJ2B4LDOVT-VZEPCSCOQ5I5F-PI7HK25LEENMM-BQJEPGFCLWGOA")
 	b, _ := network.ParseID("LXPZLGCKDQ4EW-WMKZHSETBJ5JC-7IUL3N6KSJ4OB-DW3WHEAICFBNQ")
 	queued := func(presented network.ID) network.MessageQueued {

@@ -48,11 +48,10 @@ type Shell struct {
 	cfg     Config
 	paint   painter
 	ui      ui
-	refused map[string]*refusal // by remote host: to keep floods to one line
+	refused refusals // to keep floods to a line or two
 
-	unseenRefusals int // refusals the network dropped, not yet told
-	lineNo         int // lines read so far
-	inLine         int // the line being handled, for problems about it; 0 between lines
+	lineNo int // lines read so far
+	inLine int // the line being handled, for problems about it; 0 between lines
 
 	shown     map[string]network.MessageReceived // last message shown per friend, not yet marked
 	warned    map[string]bool                    // identity warnings given, by name and identity
@@ -90,7 +89,7 @@ var errInterrupt = errors.New("interrupted")
 
 // New prepares a shell; on a terminal it takes over the screen.
 func New(cfg Config) (*Shell, error) {
-	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: make(map[string]*refusal), shown: make(map[string]network.MessageReceived), warned: make(map[string]bool)}
+	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: refusals{hosts: make(map[string]bool)}, shown: make(map[string]network.MessageReceived), warned: make(map[string]bool)}
 	if cfg.Terminal {
 		t, err := newTerminalUI(cfg, s.completer())
 		if err != nil {
@@ -172,6 +171,8 @@ func (s *Shell) Run(ctx context.Context) error {
 				}
 			}
 			s.ui.next()
+		case <-s.refusalsDue():
+			s.summariseRefusals()
 		case ev, ok := <-events:
 			if !ok {
 				return nil
@@ -390,42 +391,44 @@ func friendAddr(err error) string {
 	return "?"
 }
 
-// refusal counts refused connections from one host, so that a flood of
-// junk prints one line per refusalQuiet rather than one per connection.
-type refusal struct {
-	last       time.Time
-	suppressed int
+// refusals summarises refused connections, so that a flood of junk from
+// any number of addresses prints two lines per refusalQuiet: the first
+// refusal in full, then how many followed it, from how many addresses.
+type refusals struct {
+	last  time.Time       // when the last line about refusals was printed
+	n     int             // refusals since, not printed
+	hosts map[string]bool // their addresses, at most maxRefusalHosts
+	more  int             // addresses past maxRefusalHosts
+	due   *time.Timer     // fires when the summary of n is due
 }
 
-// refusalQuiet is how long after a refused connection further refusals from
-// the same host are counted rather than printed.
+// refusalQuiet is how long after a line about refused connections further
+// refusals are counted rather than printed.
 const refusalQuiet = 10 * time.Second
 
-// maxRefusalHosts bounds the hosts remembered for refusalQuiet; past it,
-// hosts quiet for refusalQuiet are forgotten.
+// maxRefusalHosts bounds the addresses remembered for a summary.
 const maxRefusalHosts = 1024
 
 func (s *Shell) renderRefused(ev network.ConnRefused) {
-	s.unseenRefusals += ev.Dropped
+	r := &s.refused
 	host := ev.Addr
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		host = host[:i]
 	}
 	now := time.Now()
-	if len(s.refused) > maxRefusalHosts {
-		for h, r := range s.refused {
-			if now.Sub(r.last) >= refusalQuiet {
-				delete(s.refused, h)
-			}
+	if now.Sub(r.last) < refusalQuiet || r.n > 0 {
+		// Counted for the summary, which the timer prints.
+		r.n += 1 + ev.Dropped
+		switch {
+		case r.hosts[host]:
+		case len(r.hosts) < maxRefusalHosts:
+			r.hosts[host] = true
+		default:
+			r.more++
 		}
-	}
-	r := s.refused[host]
-	if r == nil {
-		r = &refusal{}
-		s.refused[host] = r
-	}
-	if now.Sub(r.last) < refusalQuiet {
-		r.suppressed++
+		if r.due == nil {
+			r.due = time.NewTimer(time.Until(r.last.Add(refusalQuiet)))
+		}
 		return
 	}
 	who := ""
@@ -433,15 +436,37 @@ func (s *Shell) renderRefused(ev network.ConnRefused) {
 		who = fmt.Sprintf(" claiming to be %q", ev.Name)
 	}
 	more := ""
-	if r.suppressed > 0 {
-		more = fmt.Sprintf(" (and %d more from %s since %s)", r.suppressed, host, r.last.Format("15:04:05"))
+	if ev.Dropped > 0 {
+		more = fmt.Sprintf("; %d more before it while p2pchat was busy (see p2pchat.log)", ev.Dropped)
 	}
-	if s.unseenRefusals > 0 {
-		more += fmt.Sprintf("; %d more refused while p2pchat was busy (see p2pchat.log)", s.unseenRefusals)
-		s.unseenRefusals = 0
-	}
-	r.last, r.suppressed = now, 0
+	r.last = now
 	s.problem(Sanitize(fmt.Sprintf("WARNING: refused a connection from %s%s: %v%s", ev.Addr, who, ev.Err, more)))
+}
+
+// refusalsDue is the channel of the summary's timer; nil when none is due.
+func (s *Shell) refusalsDue() <-chan time.Time {
+	if s.refused.due == nil {
+		return nil
+	}
+	return s.refused.due.C
+}
+
+// summariseRefusals prints how many connections were refused since the
+// last line about them, and from how many addresses.
+func (s *Shell) summariseRefusals() {
+	r := &s.refused
+	r.due = nil
+	if r.n == 0 {
+		return
+	}
+	addrs := len(r.hosts) + r.more
+	word := "addresses"
+	if addrs == 1 {
+		word = "address"
+	}
+	s.problem(fmt.Sprintf("WARNING: %d more connections refused in the last %v, from %d %s; see p2pchat.log", r.n, time.Since(r.last).Round(time.Second), addrs, word))
+	r.last, r.n, r.more = time.Now(), 0, 0
+	clear(r.hosts)
 }
 
 // lateDelay is how late a message must arrive for its time of writing to
