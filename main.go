@@ -28,7 +28,7 @@ import (
 	"p2pchat/shell"
 )
 
-const version = "0.1.0"
+const version = "0.2.0"
 
 // Exit statuses.
 const (
