@@ -27,6 +27,7 @@ func init() {
 		{"history", "FRIEND [N]", "show the last N (default 20) messages with FRIEND, both ways", (*Shell).history},
 		{"whoami", "", "show your name and identity, for friends to pin", (*Shell).whoami},
 		{"forget", "NAME", "forget the identity pinned on first use for NAME, to accept a new one", (*Shell).forget},
+		{"to", "[FRIEND]", "send every line to FRIEND without writing FRIEND/ (a line with NAME/ still goes to NAME); /to alone ends it", (*Shell).talkTo},
 		{"quit", "", "leave p2pchat (Ctrl-D does the same)", func(*Shell, []string) bool { return true }},
 	}
 }
@@ -91,6 +92,26 @@ func (s *Shell) history(args []string) bool {
 
 func (s *Shell) whoami([]string) bool {
 	s.ui.notice(fmt.Sprintf("You are %s, identity %s", s.cfg.Name, s.cfg.Net.ID()))
+	return false
+}
+
+func (s *Shell) talkTo(args []string) bool {
+	switch {
+	case len(args) == 0:
+		s.to = ""
+		s.ui.setPrompt(s.cfg.Name + "> ")
+		s.ui.notice("Lines need a friend/ again.")
+	case len(args) > 1:
+		s.problem("usage: /to FRIEND, or /to alone to end it")
+	case args[0] == s.cfg.Name:
+		s.problem(network.ErrSelf.Error())
+	case !slices.Contains(s.cfg.Friends, args[0]):
+		s.problem(fmt.Sprintf("unknown friend %q: your friends are %s", Sanitize(args[0]), strings.Join(s.cfg.Friends, ", ")))
+	default:
+		s.to = args[0]
+		s.ui.setPrompt(s.cfg.Name + " → " + s.to + "> ")
+		s.ui.notice(fmt.Sprintf("Every line now goes to %s; NAME/ still writes to NAME, and /to alone ends it.", s.to))
+	}
 	return false
 }
 

@@ -26,6 +26,14 @@ func (commandAction) isAction() {}
 // no error. self is the person's own name and friends the others'. Errors are
 // sentences to show as they are.
 func parseLine(line, self string, friends []string) (action, error) {
+	return parseLineTo(line, self, friends, "")
+}
+
+// parseLineTo is parseLine for a person talking to one friend (/to): a line
+// that starts with NAME/, where NAME is a friend or oneself, goes there; a
+// line that starts with '/' is a command; any other goes to that friend,
+// whole.
+func parseLineTo(line, self string, friends []string, current string) (action, error) {
 	trimmed := strings.TrimLeft(line, " \t")
 	if strings.TrimSpace(trimmed) == "" {
 		return nil, nil
@@ -38,10 +46,13 @@ func parseLine(line, self string, friends []string) (action, error) {
 		return commandAction{name: f[0], args: f[1:]}, nil
 	}
 	to, text, ok := strings.Cut(line, "/")
+	to = strings.TrimSpace(to)
+	if current != "" && (!ok || to != self && !slices.Contains(friends, to)) {
+		to, text, ok = current, line, true
+	}
 	if !ok {
 		return nil, fmt.Errorf(`no "/" in that line: write friend/message, for example %s/hello (/help for more)`, example(friends))
 	}
-	to = strings.TrimSpace(to)
 	switch {
 	case to == self:
 		return nil, network.ErrSelf

@@ -61,3 +61,28 @@ func TestParseLineSelfAndEmptyAreNetworkErrors(t *testing.T) {
 		t.Errorf("got %v, want network.ErrEmptyMessage", err)
 	}
 }
+
+// With /to bob, any line goes to bob whole, unless it starts with a
+// friend's NAME/ or is a command.
+func TestParseLineTo(t *testing.T) {
+	friends := []string{"bob", "carol"}
+	for _, tc := range []struct {
+		line string
+		want action
+	}{
+		{"see http://x", sendAction{to: "bob", text: "see http://x"}},
+		{"hello", sendAction{to: "bob", text: "hello"}},
+		{"carol/hi", sendAction{to: "carol", text: "hi"}},
+		{"bob/hi", sendAction{to: "bob", text: "hi"}},
+		{"dave/hi", sendAction{to: "bob", text: "dave/hi"}},
+		{"/peers", commandAction{name: "peers", args: []string{}}},
+	} {
+		got, err := parseLineTo(tc.line, "alice", friends, "bob")
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("parseLineTo(%q) = %#v, %v; want %#v", tc.line, got, err, tc.want)
+		}
+	}
+	if _, err := parseLineTo("alice/x", "alice", friends, "bob"); !errors.Is(err, network.ErrSelf) {
+		t.Errorf("to oneself while talking to bob: %v, want ErrSelf", err)
+	}
+}

@@ -96,6 +96,8 @@ func (u *plainUI) lines() <-chan input { return u.in }
 
 func (u *plainUI) next() {}
 
+func (u *plainUI) setPrompt(string) {}
+
 func (u *plainUI) message(line string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()

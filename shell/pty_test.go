@@ -375,3 +375,17 @@ func TestReadlineKeys(t *testing.T) {
 	s.typeKeys("user_2/abc" + "\x1b[1~" + "X" + "\x1b[4~" + "Y")
 	s.waitPrompt("Xuser_2/abcY")
 }
+
+// /to shows the friend in the prompt, and a line without NAME/ goes there.
+func TestTalkToPrompt(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "alice", "bob")
+	bob := startFriend(t, w, "bob")
+	s := startSession(t, w, "alice", options{})
+	s.typeKeys("/to bob\r")
+	s.waitScreen(func(sn snapshot) bool { return sn.row() == "alice → bob>" }, "the prompt naming bob")
+	s.typeKeys("see http://x\r")
+	bob.expectMessage(t, "alice", "see http://x")
+	s.typeKeys("/to\r")
+	s.waitScreen(func(sn snapshot) bool { return sn.row() == "alice>" }, "the plain prompt again")
+}

@@ -618,6 +618,7 @@ func TestRunCommands(t *testing.T) {
 				line("/history FRIEND [N]", "the last N (default 20)"),
 				line("/whoami", "your name and identity"),
 				line("/forget NAME", "forget the identity"),
+				line("/to [FRIEND]", "send every line to FRIEND"),
 				line("/quit", "leave p2pchat"),
 			},
 		},
@@ -870,4 +871,29 @@ func TestRunNamesTheInputLine(t *testing.T) {
 			t.Errorf("a problem from the network names an input line: %q", l)
 		}
 	}
+}
+
+// /to FRIEND sends every line to FRIEND until /to alone ends it.
+func TestRunTalkTo(t *testing.T) {
+	h := startRun(t, runOptions{})
+	h.typeLine("/to carol")
+	h.typeLine("see http://x")
+	h.typeLine("bob/for bob")
+	h.typeLine("/to")
+	h.typeLine("no friend here")
+	h.typeLine("/to dave")
+	h.barrier()
+	var got []fakeSend
+	for _, s := range h.net.sent() {
+		if !strings.Contains(s.text, barrierText) {
+			got = append(got, s)
+		}
+	}
+	want := []fakeSend{{to: "carol", text: "see http://x"}, {to: "bob", text: "for bob"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("sent %+v, want %+v", got, want)
+	}
+	h.waitLine("Err", h.err, []string{"Every line now goes to carol"})
+	h.waitLine("Err", h.err, []string{`line 5: no "/" in that line`})
+	h.waitLine("Err", h.err, []string{`line 6: unknown friend "dave"`})
 }

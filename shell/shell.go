@@ -49,6 +49,7 @@ type Shell struct {
 	paint   painter
 	ui      ui
 	refused refusals // to keep floods to a line or two
+	to      string   // the friend lines go to without a NAME/ (/to), if any
 
 	lineNo int // lines read so far
 	inLine int // the line being handled, for problems about it; 0 between lines
@@ -75,6 +76,8 @@ type ui interface {
 	notice(line string)
 	// flush makes sure every message is out of the process.
 	flush()
+	// setPrompt changes the prompt, where there is one.
+	setPrompt(p string)
 	close()
 }
 
@@ -269,7 +272,7 @@ func (s *Shell) settle() {
 
 // handle acts on one typed line and reports whether the person asked to quit.
 func (s *Shell) handle(line string) (quit bool) {
-	a, err := parseLine(line, s.cfg.Name, s.cfg.Friends)
+	a, err := parseLineTo(line, s.cfg.Name, s.cfg.Friends, s.to)
 	if err != nil {
 		s.problem(err.Error())
 		return false

@@ -91,6 +91,8 @@ func (t *terminalUI) next() {
 	t.ready <- struct{}{}
 }
 
+func (t *terminalUI) setPrompt(p string) { t.rl.SetPrompt(p) }
+
 func (t *terminalUI) message(line string) { t.print(line) }
 func (t *terminalUI) flush()              {}
 func (t *terminalUI) notice(line string)  { t.print(line) }
