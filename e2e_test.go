@@ -230,15 +230,7 @@ func TestExitStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := start(t, "p2pchat", tt.args)
-			code := p.wait(t)
-			stdout, stderr := p.stdout.snapshot(), p.stderr.snapshot()
-			if code != tt.code {
-				t.Errorf("exit status %d, want %d", code, tt.code)
-			}
-			out := strings.Join(stdout, "\n")
-			if len(stdout) > 0 {
-				out += "\n"
-			}
+			out, stdout, stderr := p.result(t, tt.code)
 			switch {
 			case tt.stdout == nil && out != "":
 				t.Errorf("stdout not empty:\n%s", quoteLines(stdout))

@@ -29,7 +29,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -124,15 +123,7 @@ func TestFirstMessageRoundTrips(t *testing.T) {
 // both ends; check(samples) checks that each message was shown once, on a
 // connection of its own.
 func firstFlightP2pchat(t *testing.T, n *netnsPair) (sample func(i int) time.Duration, check func(samples int)) {
-	names := [2]string{"user_1", "user_2"}
-	var dirs [2]string
-	var table strings.Builder
-	fmt.Fprintln(&table, "# written by firstflight_bench_test.go")
-	for i, name := range names {
-		dirs[i] = t.TempDir()
-		fmt.Fprintf(&table, "%s %s 50000 %s\n", name, n.addr[i].Addr(), idOf(t, dirs[i], name))
-	}
-	peersFile := writeFile(t, "peers", table.String())
+	names, dirs, peersFile := n.pairTable(t)
 	u2 := n.start(t, 1, names[1], peersFile, dirs[1])
 	u1 := n.start(t, 0, names[0], peersFile, dirs[0], "--idle-timeout", rttIdleTimeout.String())
 

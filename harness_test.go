@@ -384,6 +384,21 @@ func (p *process) wait(t *testing.T) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
+// result waits for the process to exit, checks its status, and returns its
+// stdout as one string (each line ending in a newline) and its lines.
+func (p *process) result(t *testing.T, code int) (out string, stdout, stderr []string) {
+	t.Helper()
+	if got := p.wait(t); got != code {
+		t.Errorf("exit status %d, want %d", got, code)
+	}
+	stdout, stderr = p.stdout.snapshot(), p.stderr.snapshot()
+	out = strings.Join(stdout, "\n")
+	if len(stdout) > 0 {
+		out += "\n"
+	}
+	return out, stdout, stderr
+}
+
 func isMessage(l string) bool { return strings.HasPrefix(l, "Message from ") }
 
 func messageFrom(from, text string) string { return "Message from " + from + ": " + text }

@@ -205,3 +205,18 @@ func (p *nsInstance) waiting(t *testing.T, friend string) int {
 	})
 	return n
 }
+
+// pairTable writes the table of the pair's two instances, user_1 in the
+// first namespace and user_2 in the second, on port 50000, each pinned by
+// its ID; it returns the names, the data directories and the table's path.
+func (n *netnsPair) pairTable(t *testing.T) (names, dirs [2]string, peersFile string) {
+	t.Helper()
+	names = [2]string{"user_1", "user_2"}
+	var table strings.Builder
+	fmt.Fprintln(&table, "# written by netns_harness_test.go")
+	for i, name := range names {
+		dirs[i] = t.TempDir()
+		fmt.Fprintf(&table, "%s %s 50000 %s\n", name, n.addr[i].Addr(), idOf(t, dirs[i], name))
+	}
+	return names, dirs, writeFile(t, "peers", table.String())
+}

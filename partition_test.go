@@ -78,15 +78,7 @@ func (p *nsInstance) openInbound(t *testing.T, peer string) int {
 
 func runPartition(t *testing.T, ip string, pc partitionCase) {
 	n := newNetnsPair(t, ip)
-	names := [2]string{"user_1", "user_2"}
-	var dirs [2]string
-	var table strings.Builder
-	fmt.Fprintln(&table, "# written by partition_test.go")
-	for i, name := range names {
-		dirs[i] = t.TempDir()
-		fmt.Fprintf(&table, "%s %s 50000 %s\n", name, n.addr[i].Addr(), idOf(t, dirs[i], name))
-	}
-	peersFile := writeFile(t, "peers", table.String())
+	names, dirs, peersFile := n.pairTable(t)
 	var u [2]*nsInstance
 	for i, name := range names {
 		u[i] = n.start(t, i, name, peersFile, dirs[i], pc.flags...)

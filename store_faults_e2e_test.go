@@ -371,15 +371,7 @@ func TestCheckFlag(t *testing.T) {
 				p.stderr.waitLine(t, "listening on")
 			}
 			p := start(t, "p2pchat --check", []string{"--check", "user_1", "--data-dir", dir})
-			code := p.wait(t)
-			stdout, stderr := p.stdout.snapshot(), p.stderr.snapshot()
-			if code != tt.code {
-				t.Errorf("exit status %d, want %d", code, tt.code)
-			}
-			out := strings.Join(stdout, "\n")
-			if len(stdout) > 0 {
-				out += "\n"
-			}
+			out, stdout, stderr := p.result(t, tt.code)
 			switch {
 			case tt.stdout == nil && out != "":
 				t.Errorf("stdout not empty:\n%s", quoteLines(stdout))
