@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,18 +30,6 @@ func numbered(prefix string, from, to int) []string {
 	return out
 }
 
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestQueuedWhileOfflineDeliveredInOrderOnce(t *testing.T) {
 	checkNoLeaks(t)
 	tab := testTable(t, "alice", "bob")
@@ -58,7 +47,7 @@ func TestQueuedWhileOfflineDeliveredInOrderOnce(t *testing.T) {
 	}
 
 	bob := startNode(t, tab, "bob")
-	if got := receiveTexts(t, bob, 5); !equal(got, want) {
+	if got := receiveTexts(t, bob, 5); !slices.Equal(got, want) {
 		t.Errorf("bob received %q, want %q", got, want)
 	}
 	for i := range want {
@@ -97,7 +86,7 @@ func TestQueueSurvivesSenderRestart(t *testing.T) {
 	bob := startNode(t, tab, "bob")
 	id := send(t, alice, "bob", "after restart")
 	want = append(want, "after restart")
-	if got := receiveTexts(t, bob, 4); !equal(got, want) {
+	if got := receiveTexts(t, bob, 4); !slices.Equal(got, want) {
 		t.Errorf("bob received %q, want %q", got, want)
 	}
 	if id != 4 {
@@ -127,7 +116,7 @@ func TestReceiverRestartShowsNothingTwice(t *testing.T) {
 	bob = startNode(t, tab, "bob", withIdentity(bobID), withStore(bobDB))
 	id := send(t, alice, "bob", "second life")
 	want := append(numbered("while down", 1, 2), "second life")
-	if got := receiveTexts(t, bob, 3); !equal(got, want) {
+	if got := receiveTexts(t, bob, 3); !slices.Equal(got, want) {
 		t.Errorf("bob received %q, want %q", got, want)
 	}
 	waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })

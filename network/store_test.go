@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -238,7 +239,7 @@ func TestFullDiskOnTheReceivingSide(t *testing.T) {
 	os.Remove(filler)
 	waitFor[StoreRecovered](t, bob, nil)
 	got := receiveTexts(t, bob, 3)
-	if want := numbered("while full", 0, 2); !equal(got, want) {
+	if want := numbered("while full", 0, 2); !slices.Equal(got, want) {
 		t.Errorf("bob showed %q, want %q", got, want)
 	}
 	assertNo[StoreFailed](t, bob)

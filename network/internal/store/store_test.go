@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,18 +31,6 @@ func texts(ms []Message) []string {
 		out = append(out, m.Text)
 	}
 	return out
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func mustWait(t *testing.T, p *Pending) {
@@ -78,17 +67,17 @@ func TestQueueDeliveryShownAndHistorySurviveReopen(t *testing.T) {
 	if db.Stream() == stream {
 		t.Error("a new Open kept the stream")
 	}
-	if q, _ := db.Queue("bob"); !equal(texts(q), []string{"two\x00/é", "three"}) {
+	if q, _ := db.Queue("bob"); !slices.Equal(texts(q), []string{"two\x00/é", "three"}) {
 		t.Errorf("queue %q", texts(q))
 	}
-	if u, _ := db.Unshown("bob"); !equal(texts(u), []string{"yo"}) {
+	if u, _ := db.Unshown("bob"); !slices.Equal(texts(u), []string{"yo"}) {
 		t.Errorf("unshown %q", texts(u))
 	}
 	if seq, _ := db.Received("bob", in[1].Stream); seq != 5 {
 		t.Errorf("received mark %d, want 5", seq)
 	}
 	h, err := db.History("bob", 4)
-	if err != nil || !equal(texts(h), []string{"two\x00/é", "three", "hi", "yo"}) {
+	if err != nil || !slices.Equal(texts(h), []string{"two\x00/é", "three", "hi", "yo"}) {
 		t.Fatalf("history %q, %v", texts(h), err)
 	}
 	if o, _ := db.AddOut("bob", "again", t0); o.Seq != 1 {
@@ -322,7 +311,7 @@ func TestUpgradeFromV1(t *testing.T) {
 		t.Helper()
 		for friend, queued := range want["alice"].Queued {
 			q, err := db.Queue(friend)
-			if err != nil || !equal(texts(q), queued) {
+			if err != nil || !slices.Equal(texts(q), queued) {
 				t.Errorf("queue for %s: %q, %v; want %q", friend, texts(q), err, queued)
 			}
 			for i, m := range q {
