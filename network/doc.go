@@ -8,8 +8,9 @@
 //
 //	node.go      Node: Start, Close, Send, Status, History, Forget, Friends
 //	events.go    the events; errors.go, the errors
-//	listen.go    the accept loop, admission, and serverConn, one per inbound connection
-//	dial.go      the lazy dial and clientConn, the client side of a connection
+//	listen.go    the accept loop, admission, and serverConn: the server side of the handshake
+//	dial.go      the lazy dial and the client side of the handshake
+//	conn.go      conn, a friend's connection after the handshake, either end: frames both ways
 //	outbox.go    per friend, the queue and the goroutine that sends it
 //	inbox.go     per friend, de-duplication, the record before showing, replay
 //	table.go     the table of friends; trust.go, what network takes from package trust
@@ -21,9 +22,11 @@
 //
 // A message's way: Send hands it to the friend's outbox, which records it
 // in the store and writes it on the client connection at once, dialling
-// first if need be; the friend's serverConn reads it, its inbox records it
-// and hands it on as MessageReceived, and the serverConn acknowledges it;
-// the outbox reads the ack and reports MessageDelivered.
+// first if need be; the friend's conn reads it, its inbox records it and
+// hands it on as MessageReceived, and the conn acknowledges it; our conn
+// reads the ack and the outbox reports MessageDelivered. A connection
+// carries frames both ways: when the friend cannot be dialled but has a
+// connection open to us (behind a NAT, say), the outbox sends on that.
 //
 // # Identity and trust
 //
@@ -49,7 +52,7 @@
 //
 // A message is identified by its sender, the sender's stream and a
 // sequence number. A stream is 16 random bytes that the store begins at
-// every start , made durable before any message goes out;
+// every start, made durable before any message goes out;
 // within it, the messages to each friend are numbered from 1. A database
 // that is deleted, moved aside or restored from an older copy therefore
 // never gives a friend a number it has seen: the next start is a new

@@ -108,7 +108,7 @@ func (in *inbox) receive(ctx context.Context, batch []wire.Message) error {
 	}
 	// Let the shell show them now rather than once the acks are written:
 	// the shell's goroutine was readied on this thread and would wait
-	// (BenchmarkWarmLatency: see the hint in serverConn.receive).
+	// (BenchmarkWarmLatency: see the hint in conn.read).
 	runtime.Gosched()
 	return nil
 }

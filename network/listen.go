@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -70,8 +69,8 @@ func isTemporary(err error) bool {
 }
 
 // serverConn is one inbound connection: TLS with the client's certificate
-// checked, the hello, then messages, each acknowledged once recorded and
-// handed on.
+// checked and the hello answered here, then a conn that carries frames
+// both ways, as a dialled one does.
 type serverConn struct {
 	node *Node
 	raw  net.Conn
@@ -81,9 +80,10 @@ type serverConn struct {
 	conn *tls.Conn
 	br   *bufio.Reader
 	bw   *bufio.Writer
-	buf  []byte // scratch for frames
+	buf  []byte // scratch for the hello
 	name string // the friend, once the hello named it
 	id   ID     // its identity, once TLS checked it
+	link *conn  // once the handshake is done
 
 	forgotten atomic.Bool // Node.Forget closed it
 	since     time.Time   // when it was accepted as the friend's; under node.mu
@@ -130,7 +130,10 @@ func (c *serverConn) serve(ctx context.Context) {
 	}
 	c.log = c.log.With("friend", c.name)
 	c.log.Info("inbound connection up")
-	n.outboxes[c.name].reached() // whatever waits for them goes now
+	c.link = newConn(n, c.conn, c.br, c.bw)
+	c.link.friend, c.link.id, c.link.addr, c.link.inbound = c.name, c.id, c.addr, true
+	c.link.silence = 2 * n.cfg.IdleTimeout
+	c.link.tlsVersion = c.conn.ConnectionState().Version
 	n.mu.Lock()
 	if n.inbound[c.name] == nil {
 		n.inbound[c.name] = make(map[*serverConn]struct{})
@@ -150,9 +153,10 @@ func (c *serverConn) serve(ctx context.Context) {
 		oldest.raw.Close()
 	}
 	n.mu.Unlock()
-	n.emit(ctx, ConnUp{Friend: c.name, Addr: c.addr, Inbound: true, ID: c.id, TLSVersion: c.conn.ConnectionState().Version})
+	n.outboxes[c.name].reached() // whatever waits for them goes now
+	n.emit(ctx, ConnUp{Friend: c.name, Addr: c.addr, Inbound: true, ID: c.id, TLSVersion: c.link.tlsVersion})
 
-	err = c.receive(ctx)
+	err = c.link.run(ctx)
 	if c.forgotten.Load() {
 		err = ErrForgotten
 	}
@@ -241,89 +245,6 @@ func (c *serverConn) handshake(ctx context.Context) error {
 	}
 	c.conn.SetDeadline(time.Time{})
 	return nil
-}
-
-// maxReceiveBatch bounds the messages recorded in one go from one connection.
-const maxReceiveBatch = 1024
-
-// receive reads messages from the friend until the connection ends. A
-// reader goroutine decodes frames while this one records: whatever arrived
-// during one commit is taken together into the next. The new messages are
-// recorded durably and handed on (inbox.receive), and then all of them,
-// duplicates included, are acknowledged in one write.
-func (c *serverConn) receive(ctx context.Context) error {
-	n := c.node
-	in := n.inboxes[c.name]
-	silence := 2 * n.cfg.IdleTimeout
-	// Pointers, so that a thousand idle friends cost 8 KB each here.
-	msgs := make(chan *wire.Message, maxReceiveBatch)
-	var readErr error
-	stop := make(chan struct{})
-	defer close(stop)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer close(msgs)
-		for {
-			c.conn.SetReadDeadline(time.Now().Add(silence))
-			f, err := wire.ReadFrame(c.br, c.buf)
-			if err != nil {
-				readErr = err
-				return
-			}
-			m, ok := f.(wire.Message)
-			if !ok {
-				readErr = fmt.Errorf("%w: expected a message, got frame type %d", wire.ErrBadFrame, f.Type())
-				return
-			}
-			idle := len(msgs) == 0
-			select {
-			case msgs <- &m:
-			case <-stop:
-				return
-			}
-			if idle && c.br.Buffered() == 0 {
-				// A message alone: let it be recorded now, not once
-				// this goroutine blocks reading the next. With the
-				// hints here, in inbox.receive and in shell/plain.go,
-				// BenchmarkWarmLatency's p50 is 1.33-1.44 times the
-				// durable relay's; without them, 1.52-1.55.
-				runtime.Gosched()
-			}
-		}
-	}()
-	var batch []wire.Message
-	for {
-		m, ok := <-msgs
-		if !ok {
-			return readErr // set before msgs was closed
-		}
-		batch = append(batch[:0], *m)
-	drain:
-		for len(batch) < maxReceiveBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break drain // record and ack what came; the next receive reports the end
-				}
-				batch = append(batch, *m)
-			default:
-				break drain
-			}
-		}
-		if err := in.receive(ctx, batch); err != nil {
-			return err
-		}
-		c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		for _, m := range batch {
-			if err := wire.WriteFrame(c.bw, wire.Ack{Stream: m.Stream, Seq: m.Seq}); err != nil {
-				return err
-			}
-		}
-		if err := c.bw.Flush(); err != nil {
-			return err
-		}
-	}
 }
 
 // handshakeError is a failed TLS handshake on an inbound connection.

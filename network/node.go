@@ -95,6 +95,31 @@ type Node struct {
 	refusalsDropped atomic.Int64 // ConnRefused events dropped while the shell lagged
 }
 
+// inboundConn returns the friend's newest connection to us that is open,
+// or nil.
+func (n *Node) inboundConn(friend string) *conn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var newest *serverConn
+	for c := range n.inbound[friend] {
+		if c.forgotten.Load() {
+			continue
+		}
+		if newest == nil || c.since.After(newest.since) {
+			newest = c
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	select {
+	case <-newest.link.done:
+		return nil
+	default:
+		return newest.link
+	}
+}
+
 // Start listens on the address of cfg.Name in cfg.Table and serves until ctx
 // is done or Close is called. An error from Start means nothing is running:
 // typically the address is already in use.

@@ -54,7 +54,8 @@ type outbox struct {
 	friend                  Friend
 	store                   *store.DB
 	emit                    func(context.Context, Event) bool
-	dial                    func(ctx context.Context, fails int) (*clientConn, error)
+	dial                    func(ctx context.Context, fails int) (*conn, error)
+	inbound                 func() *conn // the friend's newest open connection to us, or nil
 	log                     *slog.Logger
 	idleTimeout, ackTimeout time.Duration
 
@@ -71,7 +72,8 @@ type outbox struct {
 	forget     bool // the friend's identity was forgotten: drop the connection
 
 	// The rest belongs to run.
-	c        *clientConn // nil when not connected
+	c        *conn       // nil when not connected
+	borrowed bool        // c is the friend's connection to us, not ours
 	sent     int         // queue[:sent] is written on c, awaiting acks
 	written  []time.Time // when each of those was written
 	fails    int         // attempts in a row that failed to reach the friend
@@ -98,7 +100,8 @@ func newOutbox(n *Node, f Friend) (*outbox, error) {
 		wakeup:      make(chan struct{}, 1),
 		low:         make(map[wire.StreamID]uint64),
 	}
-	o.dial = func(ctx context.Context, fails int) (*clientConn, error) { return n.dial(ctx, f, fails, o.log) }
+	o.dial = func(ctx context.Context, fails int) (*conn, error) { return n.dial(ctx, f, fails, o.log) }
+	o.inbound = func() *conn { return n.inboundConn(f.Name) }
 	queued, err := n.store.Queue(f.Name)
 	if err != nil {
 		return nil, err
@@ -208,7 +211,7 @@ func (o *outbox) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			if o.c != nil {
-				o.c.close()
+				o.c.closeAndWait()
 			}
 			return
 
@@ -241,6 +244,11 @@ func (o *outbox) run(ctx context.Context) {
 				o.idle.Reset(o.idleTimeout) // waiting for acks is not idleness
 				continue
 			}
+			if idle := o.c.idleFor(); idle < o.idleTimeout {
+				// The friend's messages to us count as activity.
+				o.idle.Reset(o.idleTimeout - idle)
+				continue
+			}
 			o.drop(ctx, ErrIdle)
 
 		case <-o.ackDue.C:
@@ -269,14 +277,28 @@ func stoppedTimer() *time.Timer {
 
 // drop closes the connection after err, and backs off unless it was idle.
 // A connection that ended before the friend's welcome was an attempt to
-// reach the friend that failed, and counts as one.
+// reach the friend that failed, and counts as one. The friend's own
+// connection to us, when it was borrowed, is left to the friend to close
+// when it is only idle here; the serverConn reports its end.
 func (o *outbox) drop(ctx context.Context, err error) {
-	o.c.close()
-	welcomed := o.c.welcomed
-	o.c, o.sent, o.written = nil, 0, nil
+	borrowed := o.borrowed
+	if !borrowed || !errors.Is(err, ErrIdle) {
+		o.c.closeAndWait()
+	}
+	welcomed := o.c.welcomed || borrowed
+	o.c, o.sent, o.written, o.borrowed = nil, 0, nil, false
 	o.idle.Stop()
 	o.ackDue.Stop()
 	o.setConnected(false)
+	if borrowed {
+		o.log.Info("stopped sending on the friend's connection", "reason", err)
+		if !errors.Is(err, ErrIdle) {
+			o.backoff = nextBackoff(o.backoff)
+			o.retryAt = time.Now().Add(o.backoff)
+			o.retry.Reset(o.backoff)
+		}
+		return
+	}
 	if !welcomed {
 		o.unreachable(ctx, time.Now(), err)
 		o.emit(ctx, ConnDown{Friend: o.friend.Name, Addr: o.friend.Addr(), Err: err})
@@ -416,15 +438,24 @@ func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 	o.lastDial = now
 	c, err := o.dial(ctx, o.fails)
 	if err != nil {
-		if ctx.Err() == nil {
-			o.unreachable(ctx, now, err)
+		if ctx.Err() != nil {
+			return false
 		}
+		if c := o.inbound(); c != nil {
+			// We cannot reach the friend (behind a NAT, say), but the
+			// friend reached us: send down their connection.
+			o.log.Info("cannot reach friend; sending on their connection to us", "err", err)
+			o.c, o.borrowed = c, true
+			o.setConnected(true)
+			return true
+		}
+		o.unreachable(ctx, now, err)
 		return false
 	}
 	o.c, o.fails = c, 0
 	o.setConnected(true)
 	o.log.Info("client connection up")
-	o.emit(ctx, ConnUp{Friend: o.friend.Name, Addr: o.friend.Addr(), ID: c.id, TLSVersion: c.state.Version})
+	o.emit(ctx, ConnUp{Friend: o.friend.Name, Addr: o.friend.Addr(), ID: c.id, TLSVersion: c.tlsVersion})
 	return true
 }
 

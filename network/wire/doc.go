@@ -18,8 +18,8 @@
 //	1 hello   = "p2pc" version:uint8 name      client -> server, first frame
 //	2 welcome = version:uint8 name             server -> client, hello accepted
 //	3 message = stream:16 seq:uint64 low:uint64 sent:int64 text
-//	                                           client -> server
-//	4 ack     = stream:16 seq:uint64           server -> client, message received
+//	                                           either way, after the welcome
+//	4 ack     = stream:16 seq:uint64           either way, message received
 //	5 refuse  = reason                         server -> client, then close
 //
 // The flow on a connection:
@@ -29,7 +29,14 @@
 //	                      <-------  welcome(2, "user_2") | refuse("...")
 //	  message(S, 7, 6, t, "hi") ->           recorded, handed to the
 //	                      <-------  ack(S, 7)  application, then acknowledged
+//	                      <-------  message(T, 3, 0, t, "yo")
+//	  ack(T, 3)           ------->
 //	  ...
+//
+// Once the welcome is sent, either end may send messages, and the other
+// acknowledges them: a friend that cannot be dialled (behind a NAT) gets
+// its mail down the connection it opened. An ack for more messages than
+// were sent on the connection is a violation.
 //
 // A name is 1 to 32 bytes of letters, digits, '_', '-' and '.'. The hello's
 // name must be the one the client's certificate carries, and the client
@@ -38,7 +45,7 @@
 // stream's low-water mark, is below seq; stream is never all zeros. sent
 // is the sender's clock in Unix milliseconds, shown, never used to order;
 // text is the message, 1 to MaxMessageRunes characters of valid UTF-8 (at
-// most MaxMessageBytes bytes), sent byte for byte. The server acknowledges
+// most MaxMessageBytes bytes), sent byte for byte. The receiver acknowledges
 // each message, in order, once it is recorded and handed on. Anything else
 // (an unknown type, a malformed payload, a frame out of place, silence past
 // a deadline) closes that connection and is reported as an event and
