@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"p2pchat/network/networktest"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -32,31 +33,7 @@ var binary string
 // waitTimeout bounds every wait for something an instance should do.
 const waitTimeout = 10 * time.Second
 
-func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
-}
-
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "p2pchat-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "p2pchat")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cannot find the go command:", err)
-		return 1
-	}
-	build := exec.Command(goTool, "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building p2pchat:", err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(networktest.RunWithBinary(m, &binary)) }
 
 // stream collects the lines a child writes on one of its outputs.
 type stream struct {

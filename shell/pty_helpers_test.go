@@ -20,6 +20,7 @@ import (
 	"github.com/hinshun/vt10x"
 
 	"p2pchat/network"
+	"p2pchat/network/networktest"
 )
 
 // These tests run the real p2pchat binary on a pseudo-terminal and look at
@@ -39,47 +40,7 @@ const (
 // binary is the p2pchat executable built by TestMain.
 var binary string
 
-func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "p2pchat-pty-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "p2pchat")
-	if err := build(binary); err != nil {
-		fmt.Fprintln(os.Stderr, "building p2pchat:", err)
-		return 1
-	}
-	return m.Run()
-}
-
-// build compiles the p2pchat command to out, without the race detector
-// whatever GOFLAGS says.
-func build(out string) error {
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	cmd := exec.Command("go", "build", "-o", out, "p2pchat")
-	cmd.Dir = root
-	var flags []string
-	for _, f := range strings.Fields(os.Getenv("GOFLAGS")) {
-		if f != "-race" && f != "--race" && f != "-race=true" {
-			flags = append(flags, f)
-		}
-	}
-	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.Join(flags, " "))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v\n%s", err, b)
-	}
-	return nil
-}
+func TestMain(m *testing.M) { os.Exit(networktest.RunWithBinary(m, &binary)) }
 
 // deadPort returns a loopback port where nothing listens, nor will while
 // the test runs: a socket is bound to it, never listening, until the end.
