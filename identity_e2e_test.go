@@ -110,7 +110,7 @@ func knownPeer(t *testing.T, dir, name string) string {
 
 // TestTrustOnFirstUse: with no IDs in the table, each side pins the other's
 // on first contact and says so; a friend who comes back with a new identity
-// is refused loudly until /forget, after which the new one is pinned.
+// is refused loudly until /forget and then /accept of the new identity.
 func TestTrustOnFirstUse(t *testing.T) {
 	c := newUnpinnedChat(t, "user_1", "user_2")
 	u1 := c.startAs(t, "user_1")
@@ -170,13 +170,21 @@ func TestTrustOnFirstUse(t *testing.T) {
 
 	u1.send(t, "/forget user_2")
 	u1.stderr.waitLine(t, "Forgot user_2's identity")
+	// The new identity is not pinned by itself: user_1 is shown it, and
+	// accepts it.
 	u1.send(t, "user_2/welcome back")
+	waiting := u1.stderr.waitLine(t, "/accept user_2 "+newID)
+	if !strings.Contains(waiting, "forgotten") {
+		t.Errorf("warning after /forget %q does not say the identity was forgotten", waiting)
+	}
+	if got := u2.stdout.snapshot(); len(got) > 0 {
+		t.Errorf("the new user_2 received a message before /accept:\n%s", quoteLines(got))
+	}
+	u1.send(t, "/accept user_2 "+newID)
+	u1.stderr.waitLine(t, "Pinned identity "+newID+" for user_2.")
 	u2.stdout.waitLine(t, messageFrom("user_1", "welcome back"))
-	u1.stderr.wait(t, "a second first contact with user_2", func(lines []string) bool {
-		return len(firstContacts(lines, "user_2")) == 2
-	})
-	if got := firstContacts(u1.stderr.snapshot(), "user_2"); got[1] != newID {
-		t.Errorf("user_1 pinned %s for the new user_2, want %s (its --id)", got[1], newID)
+	if got := firstContacts(u1.stderr.snapshot(), "user_2"); len(got) != 1 {
+		t.Errorf("user_1 announced first contacts with user_2 %v, want only the first", got)
 	}
 	if got := knownPeer(t, u1.dataDir, "user_2"); got != newID {
 		t.Errorf("user_1's known_peers pins %q for user_2, want %s", got, newID)

@@ -26,6 +26,7 @@ const (
 	NotPinned        = trust.NotPinned
 	PinnedByTable    = trust.PinnedByTable
 	PinnedOnFirstUse = trust.PinnedOnFirstUse
+	Forgotten        = trust.Forgotten
 )
 
 // LoadIdentity reads the identity kept in dir, creating it for name on
@@ -42,11 +43,12 @@ func LoadKnownPeers(path string) (*KnownPeers, error) { return trust.LoadKnownPe
 // ParseID reads an ID as --id prints it.
 func ParseID(s string) (ID, error) { return trust.ParseID(s) }
 
-// Forget removes the identity pinned on first use for name, so that the
-// next one seen is accepted, and returns the identity it dropped. Every
-// connection with that identity is closed at once: what it had not yet
-// delivered it does not deliver as name any more. A pin in the table
-// cannot be forgotten here.
+// Forget removes the identity pinned on first use for name and returns the
+// identity it dropped. Every connection with that identity is closed at
+// once: what it had not yet delivered it does not deliver as name any
+// more. The next identity that claims name is refused, with an
+// IdentityError whose Source is Forgotten, until Accept pins it. A pin in
+// the table cannot be forgotten here.
 func (n *Node) Forget(name string) (ID, error) {
 	o, ok := n.outboxes[name]
 	if !ok {
@@ -65,6 +67,22 @@ func (n *Node) Forget(name string) (ID, error) {
 	n.mu.Unlock()
 	o.forgotten() // closes our connection to it; what waits goes to the next one
 	return id, nil
+}
+
+// Accept pins id for name, a friend with no pin or whose identity was
+// forgotten, once the person has checked it with the friend; what waits
+// for them goes out now.
+func (n *Node) Accept(name string, id ID) error {
+	o, ok := n.outboxes[name]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownFriend, name)
+	}
+	if err := n.pins.Accept(name, id); err != nil {
+		return err
+	}
+	n.log.Warn("identity accepted", "friend", name, "id", id.String())
+	o.reached()
+	return nil
 }
 
 // ID is this instance's own identity.

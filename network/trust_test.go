@@ -240,7 +240,7 @@ func TestTrustOnFirstUseAndForget(t *testing.T) {
 		t.Fatalf("changed identity: %v, want refused as pinned on first use", f.Err)
 	}
 
-	// The person accepts the change: the next contact pins the new ID.
+	// The person forgets the old identity, and accepts the new one.
 	dropped, err := alice.Forget("bob")
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +251,18 @@ func TestTrustOnFirstUseAndForget(t *testing.T) {
 	if _, err := alice.Forget("bob"); err == nil {
 		t.Error("forgetting twice: no error")
 	}
+	// The new identity is not pinned by itself: it waits for the person.
 	id := send(t, alice, "bob", "hello, new bob")
+	f = waitFor(t, alice, func(e MessageQueued) bool { return e.Seq == id })
+	if !errors.As(f.Err, &idErr) || idErr.Source != Forgotten || idErr.Presented != newBob.ID() {
+		t.Fatalf("after forget: %v, want the new identity refused until accepted", f.Err)
+	}
+	if st := alice.Status()[0]; st.Pinned != Forgotten {
+		t.Errorf("after forget, before accept: %+v", st)
+	}
+	if err := alice.Accept("bob", newBob.ID()); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, alice, func(e MessageDelivered) bool { return e.Seq == id })
 	for _, want := range []string{"are you bob?", "hello, new bob"} {
 		if m := waitFor[MessageReceived](t, newBob, nil); m.Text != want {
@@ -454,5 +465,55 @@ func TestReconnectStormDoesNotMakeUsDial(t *testing.T) {
 	// not one per connection.
 	if n := dials.n.Load() - before; n >= storm/4 {
 		t.Errorf("%d connections from bob made alice dial %d times", storm, n)
+	}
+}
+
+// After /forget, an impostor that keeps claiming the name is refused every
+// time and never pinned, however fast it retries; the forgotten state
+// survives a restart; the identity the person accepts gets in.
+func TestForgottenNameIsNotPinnedByItself(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	known := filepath.Join(t.TempDir(), "known_peers")
+	aliceID := newIdentity(t, "alice")
+	alice := startNode(t, tab, "alice", withIdentity(aliceID), withKnownPeers(t, known))
+	bob := startNode(t, tab, "bob")
+	seq := send(t, bob, "alice", "hi")
+	waitFor(t, bob, func(e MessageDelivered) bool { return e.Seq == seq })
+	if _, err := alice.Forget("bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob.Close()
+
+	impostor := newIdentity(t, "bob")
+	for range 20 {
+		c := tlsClient(t, alice, impostor)
+		c.Write(frames(wire.Hello{Version: wire.Version, Name: "bob"}))
+		expectClosed(t, c, waitTimeout)
+		refused := waitFor[ConnRefused](t, alice, nil)
+		var idErr *IdentityError
+		if !errors.As(refused.Err, &idErr) || idErr.Source != Forgotten || idErr.Presented != impostor.ID {
+			t.Fatalf("impostor after forget: %v, want refused as waiting to be accepted", refused.Err)
+		}
+	}
+	if _, src := alice.pins.Pinned("bob"); src != Forgotten {
+		t.Fatalf("after 20 tries by an impostor, bob is %v", src)
+	}
+
+	alice.Close()
+	alice = startNode(t, tab, "alice", withIdentity(aliceID), withKnownPeers(t, known))
+	if _, src := alice.pins.Pinned("bob"); src != Forgotten {
+		t.Fatalf("after a restart, bob is %v, want still forgotten", src)
+	}
+	newBob := startNode(t, tab, "bob")
+	if err := alice.Accept("bob", newBob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Accept("bob", impostor.ID); err == nil {
+		t.Error("accepting a second identity over the first: no error")
+	}
+	send(t, newBob, "alice", "it is me")
+	if m := waitFor[MessageReceived](t, alice, nil); m.Text != "it is me" {
+		t.Errorf("alice got %q", m.Text)
 	}
 }

@@ -26,7 +26,8 @@ func init() {
 		{"peers", "", "list your friends, their identities and the connections with them", (*Shell).peers},
 		{"history", "FRIEND [N]", "show the last N (default 20) messages with FRIEND, both ways", (*Shell).history},
 		{"whoami", "", "show your name and identity, for friends to pin", (*Shell).whoami},
-		{"forget", "NAME", "forget the identity pinned on first use for NAME, to accept a new one", (*Shell).forget},
+		{"forget", "NAME", "forget the identity pinned on first use for NAME; the next one waits for /accept", (*Shell).forget},
+		{"accept", "NAME ID", "pin ID for NAME after /forget, once NAME's /whoami shows it to you", (*Shell).accept},
 		{"to", "[FRIEND]", "send every line to FRIEND without writing FRIEND/ (a line with NAME/ still goes to NAME); /to alone ends it", (*Shell).talkTo},
 		{"quit", "", "leave p2pchat (Ctrl-D does the same)", func(*Shell, []string) bool { return true }},
 	}
@@ -125,7 +126,25 @@ func (s *Shell) forget(args []string) bool {
 		s.problem(Sanitize(err.Error()))
 		return false
 	}
-	s.ui.notice(fmt.Sprintf("Forgot %s's identity %s and closed its connections: the next one seen will be pinned.", args[0], id))
+	s.ui.notice(fmt.Sprintf("Forgot %s's identity %s and closed its connections. A new identity for %s is not pinned by itself: check it with %s (their /whoami), then /accept %s ID.", args[0], id, args[0], args[0], args[0]))
+	return false
+}
+
+func (s *Shell) accept(args []string) bool {
+	if len(args) != 2 {
+		s.problem("usage: /accept NAME ID")
+		return false
+	}
+	id, err := network.ParseID(args[1])
+	if err != nil {
+		s.problem(Sanitize(fmt.Sprintf("bad identity %q: %v", args[1], err)))
+		return false
+	}
+	if err := s.cfg.Net.Accept(args[0], id); err != nil {
+		s.problem(Sanitize(err.Error()))
+		return false
+	}
+	s.ui.notice(fmt.Sprintf("Pinned identity %s for %s.", id, args[0]))
 	return false
 }
 

@@ -2,6 +2,7 @@ package shell_test
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ type fakeNet struct {
 	historyErr error                             // returned by History instead, if set
 	id         network.ID                        // returned by ID
 	forgetErr  error                             // returned by Forget
+	acceptErr  error                             // returned by Accept
 
 	// onMarkShown, if set, is called (on Run's goroutine) by MarkShown
 	// before the call is recorded.
@@ -40,6 +42,7 @@ type fakeNet struct {
 	barriers    int // Sends of barrierText seen
 	histories   []fakeHistoryCall
 	forgets     []string
+	accepts     []string // "NAME ID"
 	shown       []network.MessageReceived
 }
 
@@ -116,6 +119,20 @@ func (f *fakeNet) Forget(name string) (network.ID, error) {
 		return network.ID{}, f.forgetErr
 	}
 	return f.id, nil
+}
+
+func (f *fakeNet) Accept(name string, id network.ID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	defer f.changes.notify()
+	f.accepts = append(f.accepts, name+" "+id.String())
+	return f.acceptErr
+}
+
+func (f *fakeNet) accepted() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.accepts)
 }
 
 func (f *fakeNet) History(friend string, n int) ([]network.HistoryEntry, error) {

@@ -529,6 +529,7 @@ func TestRunCommands(t *testing.T) {
 		errOut    [][]string
 		histories []fakeHistoryCall
 		forgets   []string
+		accepts   []string
 	}{
 		{
 			name:      "history",
@@ -593,7 +594,25 @@ func TestRunCommands(t *testing.T) {
 			name:    "forget",
 			lines:   []string{"/forget bob"},
 			forgets: []string{"bob"},
-			errOut:  [][]string{line("Forgot bob's identity ", "and closed its connections: the next one seen will be pinned.")},
+			errOut:  [][]string{line("Forgot bob's identity ", "and closed its connections. A new identity for bob is not pinned by itself", "then /accept bob ID.")},
+		},
+		{
+			name:    "accept",
+			lines:   []string{"/accept bob " + idBob.String()},
+			accepts: []string{"bob " + idBob.String()},
+			errOut:  [][]string{line("Pinned identity " + idBob.String() + " for bob.")},
+		},
+		{
+			name:    "accept fails",
+			setup:   func(f *fakeNet) { f.acceptErr = errors.New("bob's identity is pinned to X: forget it first") },
+			lines:   []string{"/accept bob " + idBob.String()},
+			accepts: []string{"bob " + idBob.String()},
+			errOut:  [][]string{line("bob's identity is pinned to X: forget it first")},
+		},
+		{
+			name:   "accept: bad uses",
+			lines:  []string{"/accept bob", "/accept bob not-an-id"},
+			errOut: [][]string{line("usage: /accept NAME ID"), line(`bad identity "not-an-id"`)},
 		},
 		{
 			name:    "forget fails",
@@ -618,6 +637,7 @@ func TestRunCommands(t *testing.T) {
 				line("/history FRIEND [N]", "the last N (default 20)"),
 				line("/whoami", "your name and identity"),
 				line("/forget NAME", "forget the identity"),
+				line("/accept NAME ID", "pin ID for NAME"),
 				line("/to [FRIEND]", "send every line to FRIEND"),
 				line("/quit", "leave p2pchat"),
 			},
@@ -640,6 +660,9 @@ func TestRunCommands(t *testing.T) {
 			}
 			if got := h.net.forgotten(); !reflect.DeepEqual(got, tc.forgets) {
 				t.Errorf("Forget calls %q, want %q", got, tc.forgets)
+			}
+			if got := h.net.accepted(); !reflect.DeepEqual(got, tc.accepts) {
+				t.Errorf("Accept calls %q, want %q", got, tc.accepts)
 			}
 			if got := h.net.sent(); len(got) > 0 {
 				t.Errorf("sends %q, want none", got)

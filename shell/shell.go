@@ -18,6 +18,7 @@ type Network interface {
 	Events() <-chan network.Event
 	ID() network.ID
 	Forget(name string) (network.ID, error)
+	Accept(name string, id network.ID) error
 	History(friend string, n int) ([]network.HistoryEntry, error)
 	MarkShown(m network.MessageReceived)
 }
@@ -381,6 +382,8 @@ func (s *Shell) identityWarning(direction, where string, e *network.IdentityErro
 		fmt.Fprintf(&b, ". If %s really has a new identity, type /forget %s.", e.Name, e.Name)
 	case network.PinnedByTable:
 		fmt.Fprintf(&b, ". If %s really has a new identity, put it in the table.", e.Name)
+	case network.Forgotten:
+		fmt.Fprintf(&b, ". If that is really %s (ask for their /whoami), type /accept %s %s.", e.Name, e.Name, e.Presented)
 	}
 	s.problem(Sanitize(b.String()))
 }

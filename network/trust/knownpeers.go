@@ -14,8 +14,11 @@ import (
 )
 
 // KnownPeers is the trust-on-first-use record: for each friend whose ID the
-// table does not give, the first ID seen. It is kept in a human-readable
-// file in the data directory, one friend a line: "NAME ID FIRST-SEEN".
+// table does not give, the first ID seen, or the one the person accepted
+// after forgetting it. It is kept in a human-readable file in the data
+// directory, one friend a line: "NAME ID SINCE", or "NAME - SINCE" for a
+// friend whose identity was forgotten and whose next one waits to be
+// accepted.
 type KnownPeers struct {
 	path string // "" keeps the record in memory only
 
@@ -24,7 +27,7 @@ type KnownPeers struct {
 }
 
 type knownPeer struct {
-	id    ID
+	id    ID // zero: forgotten
 	since time.Time
 }
 
@@ -56,9 +59,11 @@ func LoadKnownPeers(path string) (*KnownPeers, error) {
 		if err := wire.CheckName(cols[0]); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
 		}
-		id, err := ParseID(cols[1])
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+		var id ID // "-": forgotten
+		if cols[1] != "-" {
+			if id, err = ParseID(cols[1]); err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+			}
 		}
 		var since time.Time
 		if len(cols) > 2 {
@@ -77,7 +82,19 @@ func (k *KnownPeers) Lookup(name string) (ID, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p, ok := k.ids[name]
+	if p.id.IsZero() {
+		return ID{}, false
+	}
 	return p.id, ok
+}
+
+// forgotten reports whether name's identity was forgotten, and no new one
+// accepted.
+func (k *KnownPeers) forgotten(name string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p, ok := k.ids[name]
+	return ok && p.id.IsZero()
 }
 
 // pin records id for name unless name already has an ID. It reports the ID
@@ -85,7 +102,7 @@ func (k *KnownPeers) Lookup(name string) (ID, bool) {
 func (k *KnownPeers) pin(name string, id ID) (ID, bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if p, ok := k.ids[name]; ok {
+	if p, ok := k.ids[name]; ok && !p.id.IsZero() {
 		return p.id, false, nil
 	}
 	k.ids[name] = knownPeer{id: id, since: time.Now().UTC().Truncate(time.Second)}
@@ -96,20 +113,30 @@ func (k *KnownPeers) pin(name string, id ID) (ID, bool, error) {
 	return id, true, nil
 }
 
-// forget removes name's pin and reports whether there was one.
-func (k *KnownPeers) forget(name string) (bool, error) {
+// forget marks name's identity forgotten.
+func (k *KnownPeers) forget(name string) error {
+	return k.set(name, ID{})
+}
+
+// accept pins id for name, whatever was there.
+func (k *KnownPeers) accept(name string, id ID) error {
+	return k.set(name, id)
+}
+
+func (k *KnownPeers) set(name string, id ID) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	p, ok := k.ids[name]
-	if !ok {
-		return false, nil
-	}
-	delete(k.ids, name)
+	old, had := k.ids[name]
+	k.ids[name] = knownPeer{id: id, since: time.Now().UTC().Truncate(time.Second)}
 	if err := k.saveLocked(); err != nil {
-		k.ids[name] = p
-		return false, err
+		if had {
+			k.ids[name] = old
+		} else {
+			delete(k.ids, name)
+		}
+		return err
 	}
-	return true, nil
+	return nil
 }
 
 // saveLocked rewrites the file; k.mu must be held.
@@ -124,11 +151,15 @@ func (k *KnownPeers) saveLocked() error {
 	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("# p2pchat: friends' identities, pinned the first time each was seen.\n")
-	b.WriteString("# Remove a line (or type /forget NAME) to accept a new identity for that friend.\n")
-	b.WriteString("# NAME ID FIRST-SEEN\n")
+	b.WriteString("# /forget NAME marks a line \"-\": the next identity waits for /accept NAME ID.\n")
+	b.WriteString("# NAME ID SINCE\n")
 	for _, n := range names {
 		p := k.ids[n]
-		fmt.Fprintf(&b, "%s %s %s\n", n, p.id, p.since.Format(time.RFC3339))
+		id := "-"
+		if !p.id.IsZero() {
+			id = p.id.String()
+		}
+		fmt.Fprintf(&b, "%s %s %s\n", n, id, p.since.Format(time.RFC3339))
 	}
 	if err := writeFileAtomic(k.path, []byte(b.String())); err != nil {
 		return fmt.Errorf("cannot save %s: %w", k.path, err)

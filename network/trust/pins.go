@@ -15,6 +15,7 @@ const (
 	NotPinned        PinSource = iota // no ID yet: the first one seen will be pinned
 	PinnedByTable                     // the table gives the ID
 	PinnedOnFirstUse                  // known_peers recorded the first ID seen
+	Forgotten                         // the pin was forgotten: the next ID waits to be accepted
 )
 
 func (s PinSource) String() string {
@@ -23,6 +24,8 @@ func (s PinSource) String() string {
 		return "pinned by the table"
 	case PinnedOnFirstUse:
 		return "pinned on first use"
+	case Forgotten:
+		return "forgotten, waiting for a new identity to be accepted"
 	}
 	return "not yet pinned"
 }
@@ -71,6 +74,9 @@ func (p *Pins) Pinned(name string) (ID, PinSource) {
 	if id, ok := p.known.Lookup(name); ok {
 		return id, PinnedOnFirstUse
 	}
+	if p.known.forgotten(name) {
+		return ID{}, Forgotten
+	}
 	return ID{}, NotPinned
 }
 
@@ -81,17 +87,23 @@ func (p *Pins) Check(name string, cert *x509.Certificate) error {
 	if cn := cert.Subject.CommonName; cn != name {
 		return &IdentityError{Name: name, Presented: id, Problem: fmt.Sprintf("its certificate names %q, not %s", cut(cn), name)}
 	}
-	if want, src := p.Pinned(name); src != NotPinned && want != id {
+	if want, src := p.Pinned(name); (src == PinnedByTable || src == PinnedOnFirstUse) && want != id {
 		return &IdentityError{Name: name, Presented: id, Expected: want, Source: src}
 	}
 	return nil
 }
 
 // PinFirstUse binds name to id if nothing binds it yet, and reports whether
-// it did. A concurrent first contact with another ID loses.
+// it did. A concurrent first contact with another ID loses. After Forget,
+// nothing is pinned by itself: the identity that claims name next is
+// refused until Accept pins it.
 func (p *Pins) PinFirstUse(name string, id ID) (bool, error) {
-	if _, src := p.Pinned(name); src == PinnedByTable {
+	switch _, src := p.Pinned(name); src {
+	case PinnedByTable:
 		return false, nil
+	case Forgotten:
+		return false, &IdentityError{Name: name, Presented: id, Source: Forgotten,
+			Problem: fmt.Sprintf("%s's identity was forgotten, and a new one is pinned only when accepted", name)}
 	}
 	got, pinned, err := p.known.pin(name, id)
 	if err != nil {
@@ -103,9 +115,10 @@ func (p *Pins) PinFirstUse(name string, id ID) (bool, error) {
 	return pinned, nil
 }
 
-// Forget removes the identity pinned on first use for name, so that the
-// next one seen is accepted, and returns it. A pin in the table cannot be
-// forgotten here.
+// Forget removes the identity pinned on first use for name and returns it.
+// The next identity that claims name is not pinned by itself (an impostor
+// that keeps trying would win the race): Accept pins it. A pin in the
+// table cannot be forgotten here.
 func (p *Pins) Forget(name string) (ID, error) {
 	id, src := p.Pinned(name)
 	switch src {
@@ -113,11 +126,34 @@ func (p *Pins) Forget(name string) (ID, error) {
 		return ID{}, fmt.Errorf("%s's identity is pinned by the table: change it there", name)
 	case NotPinned:
 		return ID{}, fmt.Errorf("no identity is pinned for %s yet", name)
+	case Forgotten:
+		return ID{}, fmt.Errorf("%s's identity is already forgotten", name)
 	}
-	if _, err := p.known.forget(name); err != nil {
+	if err := p.known.forget(name); err != nil {
 		return ID{}, err
 	}
 	return id, nil
+}
+
+// Accept pins id for name, which has no pin, or had it forgotten: the
+// person has checked id with the friend.
+func (p *Pins) Accept(name string, id ID) error {
+	if id.IsZero() {
+		return errors.New("the zero identity cannot be accepted")
+	}
+	switch want, src := p.Pinned(name); src {
+	case PinnedByTable:
+		if want == id {
+			return nil
+		}
+		return fmt.Errorf("%s's identity is pinned by the table to %s: change it there", name, want)
+	case PinnedOnFirstUse:
+		if want == id {
+			return nil
+		}
+		return fmt.Errorf("%s's identity is pinned to %s: forget it first", name, want)
+	}
+	return p.known.accept(name, id)
 }
 
 // ServerConfig accepts any client that presents a certificate naming a
