@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"p2pchat/network"
 	"p2pchat/shell"
 )
@@ -44,7 +46,30 @@ func main() {
 	// Every file p2pchat creates is the user's alone, including the ones
 	// readline writes behind our back (it rewrites its history file 0666).
 	syscall.Umask(0o077)
+	// On a terminal, a parent watches over the chat to give the terminal
+	// back as it was, however the chat ends (see supervise).
+	if os.Getenv(supervisedEnv) == "" && term.IsTerminal(int(os.Stdin.Fd())) {
+		if code, ok := supervise(os.Args[1:]); ok {
+			os.Exit(code)
+		}
+	}
+	panicOnUSR1()
 	os.Exit(run(os.Args[1:]))
+}
+
+// panicOnUSR1 is for the tests alone: with P2PCHAT_TEST_PANIC=1 in the
+// environment, SIGUSR1 makes a goroutine panic, as a bug in readline's own
+// goroutine would, so that a test can check what the terminal is left in.
+func panicOnUSR1() {
+	if os.Getenv("P2PCHAT_TEST_PANIC") != "1" {
+		return
+	}
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		<-usr1
+		panic("P2PCHAT_TEST_PANIC: panic on SIGUSR1")
+	}()
 }
 
 func run(args []string) (code int) {
@@ -197,7 +222,9 @@ func run(args []string) (code int) {
 		return exitError
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal (or a supervising parent that died,
+	// see childAttr) ends the chat as cleanly as SIGTERM.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	node, err := network.Start(ctx, network.Config{

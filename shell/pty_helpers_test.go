@@ -14,10 +14,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/creack/pty"
 	"github.com/hinshun/vt10x"
+	"golang.org/x/text/width"
 
 	"p2pchat/network"
 	"p2pchat/network/networktest"
@@ -165,8 +167,9 @@ func (f friend) expectMessage(t *testing.T, from, text string) {
 
 // options of a session.
 type options struct {
-	color   bool   // leave colour on: no NO_COLOR in the environment
-	dataDir string // "" for a fresh one
+	color   bool     // leave colour on: no NO_COLOR in the environment
+	dataDir string   // "" for a fresh one
+	env     []string // more of the environment, as KEY=VALUE
 }
 
 // session is one p2pchat process on a pseudo-terminal, rendered by vt10x.
@@ -176,6 +179,7 @@ type session struct {
 	dataDir string
 	cmd     *exec.Cmd
 	ptmx    *os.File
+	ttyName string // the terminal's side of the pty, /dev/pts/N
 	term    vt10x.Terminal
 	changed chan struct{} // signalled after each update of the screen
 	exited  chan struct{} // closed once the process has exited
@@ -201,9 +205,21 @@ func startSession(t *testing.T, w world, name string, o options) *session {
 	if !o.color {
 		env = append(env, "NO_COLOR=1")
 	}
-	cmd.Env = env
-	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: cols, Rows: rows})
+	cmd.Env = append(env, o.env...)
+	// As pty.StartWithSize does, but knowing the terminal's name, for stty.
+	ptmx, tty, err := pty.Open()
 	if err != nil {
+		t.Fatalf("opening a pty: %v", err)
+	}
+	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: cols, Rows: rows}); err != nil {
+		t.Fatalf("sizing the pty: %v", err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	err = cmd.Start()
+	tty.Close()
+	if err != nil {
+		ptmx.Close()
 		t.Fatalf("starting p2pchat on a pty: %v", err)
 	}
 	s := &session{
@@ -212,6 +228,7 @@ func startSession(t *testing.T, w world, name string, o options) *session {
 		dataDir: o.dataDir,
 		cmd:     cmd,
 		ptmx:    ptmx,
+		ttyName: tty.Name(),
 		term:    vt10x.New(vt10x.WithSize(cols, rows), vt10x.WithWriter(ptmx)),
 		changed: make(chan struct{}, 1),
 		exited:  make(chan struct{}),
@@ -255,7 +272,7 @@ func (s *session) render() {
 			}
 		}
 		if cut > 0 {
-			s.term.Write(buf[:cut])
+			s.term.Write(cellsOf(buf[:cut]))
 			select {
 			case s.changed <- struct{}{}:
 			default:
@@ -266,6 +283,54 @@ func (s *session) render() {
 			return
 		}
 	}
+}
+
+// vt10x gives every character one cell. A terminal gives East Asian wide
+// and fullwidth characters two, and combining marks and format characters
+// none (as readline counts them), so cellsOf writes a filler after each wide
+// character and leaves out those of no width: the emulator's columns are
+// then a terminal's. screen leaves the fillers out again.
+const filler = '\uffff'
+
+func cellsOf(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/2)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		switch w := cellWidth(r); {
+		case r == utf8.RuneError && size == 1:
+			out = append(out, b[0])
+		case w == 0:
+		case w == 2:
+			out = append(out, b[:size]...)
+			out = utf8.AppendRune(out, filler)
+		default:
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
+}
+
+// cellWidth is how many columns a terminal gives r; control characters, to
+// be interpreted, count 1.
+func cellWidth(r rune) int {
+	if unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf) {
+		return 0
+	}
+	switch width.LookupRune(r).Kind() {
+	case width.EastAsianWide, width.EastAsianFullwidth:
+		return 2
+	}
+	return 1
+}
+
+// columns is how many columns s takes on a terminal.
+func columns(s string) int {
+	n := 0
+	for _, r := range s {
+		n += cellWidth(r)
+	}
+	return n
 }
 
 // snapshot is the screen at one moment.
@@ -318,7 +383,10 @@ func (s *session) screen() snapshot {
 		var b strings.Builder
 		for x := 0; x < cols; x++ {
 			c := s.term.Cell(x, y).Char
-			if c == 0 {
+			switch c {
+			case filler:
+				continue
+			case 0:
 				c = ' '
 			}
 			b.WriteRune(c)
@@ -378,7 +446,7 @@ func (s *session) waitPrompt(line string) snapshot {
 	s.t.Helper()
 	want := s.prompt(line)
 	return s.waitScreen(func(sn snapshot) bool {
-		return sn.row() == strings.TrimRight(want, " ") && sn.cursor.X == utf8.RuneCountInString(want)
+		return sn.row() == strings.TrimRight(want, " ") && sn.cursor.X == columns(want)
 	}, fmt.Sprintf("the prompt line %q with the cursor at its end", want))
 }
 
@@ -410,6 +478,40 @@ func (s *session) waitExit(status int) {
 		<-s.readEnd
 		s.t.Fatalf("p2pchat exited with status %d, want %d; the screen:\n%s", got, status, s.screen())
 	}
+}
+
+// stty is what `stty -a` says of the session's terminal, now.
+func (s *session) stty() string {
+	s.t.Helper()
+	tty, err := os.OpenFile(s.ttyName, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		s.t.Fatalf("opening %s: %v", s.ttyName, err)
+	}
+	defer tty.Close()
+	cmd := exec.Command("stty", "-a")
+	cmd.Stdin = tty
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("stty -a on %s: %v\n%s", s.ttyName, err, out)
+	}
+	return string(out)
+}
+
+// sttyFlags reports which of flags are on (true) or off (false) in what
+// stty -a printed.
+func sttyFlags(out string, flags ...string) map[string]bool {
+	on := make(map[string]bool)
+	for _, f := range strings.Fields(out) {
+		for _, want := range flags {
+			switch f {
+			case want:
+				on[want] = true
+			case "-" + want:
+				on[want] = false
+			}
+		}
+	}
+	return on
 }
 
 // running fails the test if the process has exited.

@@ -1,0 +1,132 @@
+//go:build unix
+
+package shell_test
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// However p2pchat ends, the terminal is given back as it was: line editing,
+// echo and signals on again. readline turns all three off while it reads a
+// line; a panic in any goroutine, readline's own included, cannot restore
+// them in-process, and neither can the target of a SIGKILL, so a parent
+// process watches over the chat and restores them (see supervise in main).
+func TestTerminalRestored(t *testing.T) {
+	t.Parallel()
+	signal := func(sig syscall.Signal) func(t *testing.T, s *session) {
+		return func(t *testing.T, s *session) {
+			if err := s.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	keys := func(k string) func(t *testing.T, s *session) {
+		return func(t *testing.T, s *session) { s.typeKeys("\x15" + k) } // Ctrl-U first
+	}
+	for _, c := range []struct {
+		name   string
+		env    []string
+		end    func(t *testing.T, s *session)
+		status int    // of the process started, the supervising parent
+		screen string // on the screen after, if not ""
+	}{
+		{name: "/quit", end: keys("/quit\r")},
+		{name: "Ctrl-D", end: keys("\x04")},
+		{name: "SIGINT", end: signal(syscall.SIGINT)},
+		{name: "SIGTERM", end: signal(syscall.SIGTERM)},
+		{name: "SIGHUP", end: signal(syscall.SIGHUP)},
+		{
+			name:   "panic in a goroutine",
+			env:    []string{"P2PCHAT_TEST_PANIC=1"}, // SIGUSR1 makes a goroutine panic
+			end:    signal(syscall.SIGUSR1),
+			status: 2, // Go's for a panic
+			screen: "panic: P2PCHAT_TEST_PANIC",
+		},
+		{
+			name: "SIGKILL to the chat",
+			end: func(t *testing.T, s *session) {
+				if err := syscall.Kill(child(t, s.cmd.Process.Pid), syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+			},
+			status: 128 + int(syscall.SIGKILL),
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, "alice", "bob")
+			s := startSession(t, w, "alice", options{env: c.env})
+			s.typeKeys("bob/draft")
+			s.waitPrompt("bob/draft")
+			// The prompt is up, so readline has the terminal raw.
+			raw := map[string]bool{"icanon": false, "echo": false, "isig": false}
+			if got := sttyFlags(s.stty(), "icanon", "echo", "isig"); !maps.Equal(got, raw) {
+				t.Fatalf("at the prompt, stty -a says %v, want %v", got, raw)
+			}
+			c.end(t, s)
+			s.waitExit(c.status)
+			<-s.readEnd // every process on the terminal gone
+			cooked := map[string]bool{"icanon": true, "echo": true, "isig": true}
+			if out := s.stty(); !maps.Equal(sttyFlags(out, "icanon", "echo", "isig"), cooked) {
+				t.Errorf("after p2pchat exited, stty -a says:\n%s\nwant icanon, echo and isig on; the screen:\n%s", out, s.screen())
+			}
+			if c.screen != "" && s.screen().count(c.screen) == 0 {
+				t.Errorf("no line with %q on the screen:\n%s", c.screen, s.screen())
+			}
+		})
+	}
+}
+
+// A supervising parent killed with SIGKILL cannot restore the terminal; its
+// child hears of it (SIGHUP) and leaves as on a hang-up, restoring it.
+func TestTerminalRestoredWhenParentKilled(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "alice", "bob")
+	s := startSession(t, w, "alice", options{})
+	s.typeKeys("bob/draft")
+	s.waitPrompt("bob/draft")
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.readEnd: // the child gone too
+	case <-time.After(waitTimeout):
+		t.Fatalf("the chat still runs %v after its parent was killed; the screen:\n%s", waitTimeout, s.screen())
+	}
+	if out := s.stty(); !maps.Equal(sttyFlags(out, "icanon", "echo", "isig"), map[string]bool{"icanon": true, "echo": true, "isig": true}) {
+		t.Errorf("after the chat left, stty -a says:\n%s\nwant icanon, echo and isig on", out)
+	}
+}
+
+// child is the one child process of pid, the chat its parent supervises.
+func child(t *testing.T, pid int) int {
+	t.Helper()
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	if len(kids) != 1 {
+		t.Fatalf("process %d has children %v, want one", pid, kids)
+	}
+	kid, err := strconv.Atoi(kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kid
+}
