@@ -130,3 +130,36 @@ func child(t *testing.T, pid int) int {
 	}
 	return kid
 }
+
+// The cursor stays where the text is when it moves over wide characters
+// (chzyer/readline drew it a column off for each, its issue #184). The
+// emulator gives wide characters two columns, as a terminal does.
+func TestCursorOverWideCharacters(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "alice", "bob")
+	s := startSession(t, w, "alice", options{})
+	const line = "x/日本語abc"
+	s.typeKeys(line)
+	s.waitPrompt(line)
+	const left, ctrlA, ctrlE, home, end = "\x1b[D", "\x01", "\x05", "\x1b[1~", "\x1b[4~"
+	for _, c := range []struct {
+		keys   string
+		shown  string // the line typed, after keys
+		before string // its text left of the cursor
+	}{
+		{left, line, "x/日本語ab"},
+		{left + left + left, line, "x/日本"},
+		{left, line, "x/日"},
+		{ctrlA, line, ""},
+		{ctrlE, line, line},
+		{home, line, ""},
+		{end, line, line},
+		{left + left + left + "Z", "x/日本語Zabc", "x/日本語Z"},
+	} {
+		s.typeKeys(c.keys)
+		want := columns(s.prompt(c.before))
+		s.waitScreen(func(sn snapshot) bool {
+			return sn.row() == s.prompt(c.shown) && sn.cursor.X == want
+		}, fmt.Sprintf("after %q, the line %q with the cursor at column %d, after %q", c.keys, c.shown, want, c.before))
+	}
+}
