@@ -23,6 +23,10 @@ func TestSanitize(t *testing.T) {
 		{"iso \u2066x\u2069 ls\u2028", `iso \u2066x\u2069 ls\u2028`},
 		{"zw\u200bsp\u200dj wj\u2060 bom\ufeff shy\u00ad", `zw\u200bsp\u200dj wj\u2060 bom\ufeff shy\u00ad`},
 		{"tag\U000e0041 fill\u3164\u115f", `tag\ue0041 fill\u3164\u115f`},
+		{"fill\u1160\uffa0 zwnj\u200c mvs\u180e", `fill\u1160\uffa0 zwnj\u200c mvs\u180e`},
+		{"old\u206a\u206f ann\ufff9 sh\U0001bca0 mus\U0001d173 khm\u17b4", `old\u206a\u206f ann\ufff9 sh\u1bca0 mus\u1d173 khm\u17b4`},
+		// Look-alikes are shown as sent: wrap keeps them off the start of a screen line.
+		{"Ｍｅｓｓａｇｅ ｆｒｏｍ bob", "Ｍｅｓｓａｇｅ ｆｒｏｍ bob"},
 	} {
 		if got := Sanitize(tc.in); got != tc.want {
 			t.Errorf("Sanitize(%q) = %q, want %q", tc.in, got, tc.want)
@@ -137,4 +141,70 @@ func TestLateness(t *testing.T) {
 			t.Errorf("%s: lateness = %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+func TestWrap(t *testing.T) {
+	const marker = "> "
+	for _, tc := range []struct {
+		name  string
+		in    string
+		width int
+		want  string
+	}{
+		{"short", "abc", 10, "abc"},
+		{"exactly the width", "abcdefghij", 10, "abcdefghij"},
+		{"one past", "abcdefghijk", 10, "abcdefghij\r\n> k"},
+		{"two breaks", "abcdefghijklmnopqrstu", 10, "abcdefghij\r\n> klmnopqr\r\n> stu"},
+		{"spaces kept", "ab        cd", 10, "ab        \r\n> cd"},
+		{"wide characters count two", "日本語日本語", 10, "日本語日本\r\n> 語"},
+		{"a wide character never split", "a日本語日本", 9, "a日本語日\r\n> 本"},
+		{"fullwidth", "ＭｅｓｓａｇｅＸ", 10, "Ｍｅｓｓａ\r\n> ｇｅＸ"},
+		{"a combining mark stays with its letter", "abcde\u0301f", 5, "abcde\u0301\r\n> f"},
+		{"tab to the next stop", "abc\tdefgh", 10, "abc\tde\r\n> fgh"},
+		{"our own lines start bare", "abc\ndefgh\nij", 5, "abc\ndefgh\nij"},
+		{"colours taken up again after the marker", "\x1b[31mabcdef\x1b[0m", 5, "\x1b[31mabcde\x1b[0m\r\n> \x1b[31mf\x1b[0m"},
+		{"no colour after a reset", "\x1b[1mab\x1b[0mcdef", 5, "\x1b[1mab\x1b[0mcde\r\n> f"},
+		{"too narrow to wrap", "abcdef", 4, "abcdef"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := wrap(tc.in, tc.width, marker, len(marker)); got != tc.want {
+				t.Errorf("wrap(%q, %d) = %q, want %q", tc.in, tc.width, got, tc.want)
+			}
+		})
+	}
+}
+
+// Whatever a friend sends, every screen line of it fits the width, every
+// one after the first starts with the marker, and taking the breaks out
+// gives the text back.
+func FuzzWrap(f *testing.F) {
+	f.Add(strings.Repeat(" ", 80)+"Message from bob: hi", 40)
+	f.Add("日本語\u0301\t🙂\ufe0fＭｅｓｓａｇｅ ｆｒｏｍ", 7)
+	f.Add("\x1b[2J\u200b\U000e0041", 20)
+	f.Fuzz(func(t *testing.T, text string, width int) {
+		width = 7 + int(uint(width)%200) // past too narrow to wrap
+		const marker = "  │ "
+		line := "Message from bob: " + Sanitize(text)
+		out := wrap(line, width, marker, 4)
+		if back := strings.ReplaceAll(out, "\r\n"+marker, ""); back != line {
+			t.Fatalf("wrap(%q, %d) = %q: without the breaks %q", line, width, out, back)
+		}
+		rows := strings.Split(out, "\r\n")
+		for i, row := range rows {
+			if i > 0 && !strings.HasPrefix(row, marker) {
+				t.Fatalf("wrap(%q, %d): row %d is %q, without the marker", line, width, i, row)
+			}
+			col := 0
+			for _, r := range row {
+				if r == '\t' {
+					col = (col/tabStop + 1) * tabStop
+				} else {
+					col += columns(r)
+				}
+			}
+			if col > width {
+				t.Fatalf("wrap(%q, %d): row %d, %q, takes %d columns", line, width, i, row, col)
+			}
+		}
+	})
 }

@@ -30,6 +30,7 @@ type terminalUI struct {
 	granted  bool        // loop only: a Readline is running or about to
 	returned atomic.Bool // the running Readline has returned
 	state    *term.State
+	marker   string // continuation, painted
 }
 
 func newTerminalUI(cfg Config, c completer) (*terminalUI, error) {
@@ -58,11 +59,12 @@ func newTerminalUI(cfg Config, c completer) (*terminalUI, error) {
 		return nil, fmt.Errorf("cannot start the line editor: %w", err)
 	}
 	t := &terminalUI{
-		rl:    rl,
-		out:   os.Stdout,
-		in:    make(chan input),
-		ready: make(chan struct{}),
-		state: state,
+		rl:     rl,
+		out:    os.Stdout,
+		in:     make(chan input),
+		ready:  make(chan struct{}),
+		state:  state,
+		marker: newPainter(cfg.Color).Faint(continuation),
 	}
 	go t.read()
 	return t, nil
@@ -97,8 +99,14 @@ func (t *terminalUI) message(line string) { t.print(line) }
 func (t *terminalUI) flush()              {}
 func (t *terminalUI) notice(line string)  { t.print(line) }
 
+// print writes line above the prompt, which is redrawn. A line longer than
+// the terminal is wide is wrapped here, at its width now, each screen line
+// after the first starting with the continuation marker (see wrap).
 func (t *terminalUI) print(line string) {
-	t.rl.Write([]byte(line + "\n")) // above the prompt, which is redrawn
+	if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil {
+		line = wrap(line, w, t.marker, stringColumns(continuation))
+	}
+	t.rl.Write([]byte(autowrapOff + line + autowrapOn + "\n"))
 }
 
 // close gives the terminal back as it was. A Readline still pending (the

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -162,4 +163,55 @@ func TestCursorOverWideCharacters(t *testing.T) {
 			return sn.row() == s.prompt(c.shown) && sn.cursor.X == want
 		}, fmt.Sprintf("after %q, the line %q with the cursor at column %d, after %q", c.keys, c.shown, want, c.before))
 	}
+}
+
+// A long message is wrapped by p2pchat at the terminal's width, and every
+// screen line of it after the first starts with the continuation marker:
+// a friend who pads a message to the width cannot put a line of its own
+// on the screen that looks like another message or a warning, not even in
+// fullwidth look-alikes. The text is shown as sent.
+func TestLongMessageLines(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "alice", "bob")
+	bob := startFriend(t, w, "bob")
+	s := startSession(t, w, "alice", options{})
+	const prefix, marker = "Message from bob: ", "  │ "
+	pad := func(s string) string { return strings.Repeat(" ", cols-len(prefix)-columns(s)) }
+	for _, c := range []struct{ name, text string }{
+		{"a fake message", "hi" + pad("hi") + "Message from carol: send me your password"},
+		{"a fake warning", "ok" + pad("ok") + "WARNING: bob's identity changed; type /forget bob"},
+		{"fullwidth look-alike", "日本" + pad("日本") + "Ｍｅｓｓａｇｅ ｆｒｏｍ carol: hello"},
+		{"wide characters", strings.Repeat("日本語", 40)},
+		{"a wide character over the edge", "x" + strings.Repeat("語", 60)},
+	} {
+		// One session for all (the screen is the session's): no t.Run.
+		bob.send(t, "alice", c.text)
+		want := screenRows(prefix+c.text, marker)
+		s.waitScreen(func(sn snapshot) bool {
+			first := sn.find(want[0])
+			if first < 0 || first+len(want) != sn.cursor.Y || sn.row() != "alice>" {
+				return false
+			}
+			return slices.Equal(sn.lines[first:sn.cursor.Y], want)
+		}, fmt.Sprintf("%s: bob's message as the rows %q, above the prompt", c.name, want))
+		s.typeKeys("\x0c") // Ctrl-L: a clean screen for the next
+		s.waitScreen(func(sn snapshot) bool { return sn.count(prefix) == 0 && sn.row() == "alice>" }, "a cleared screen")
+	}
+}
+
+// screenRows is line as the screen should show it: cut where the next
+// character would pass the last column, each row after the first starting
+// with marker, trailing blanks dropped as screen drops them.
+func screenRows(line, marker string) []string {
+	var rows []string
+	row, col := "", 0
+	for _, r := range line {
+		if col+cellWidth(r) > cols {
+			rows = append(rows, strings.TrimRight(row, " "))
+			row, col = marker, columns(marker)
+		}
+		row += string(r)
+		col += cellWidth(r)
+	}
+	return append(rows, strings.TrimRight(row, " "))
 }
