@@ -4,10 +4,11 @@
 // time on a buffered reader or writer; package network runs connections
 // with it.
 //
-// Version 2 (Version). Version 1 numbered messages per pair of
-// friends from 1 for ever; a peer that speaks another version is refused
-// with a refusal that says to upgrade, in both directions, before any message is taken. Inside
-// TLS, a connection carries frames:
+// Version 3 (Version). Version 1 numbered messages per pair of
+// friends from 1 for ever; version 2 had no group tag in a message. A peer
+// that speaks another version is refused with a refusal that says to
+// upgrade, in both directions, before any message is taken. Inside TLS, a
+// connection carries frames:
 //
 //	frame   = length:uint32 type:uint8 payload
 //
@@ -17,19 +18,19 @@
 //
 //	1 hello   = "p2pc" version:uint8 name      client -> server, first frame
 //	2 welcome = version:uint8 name             server -> client, hello accepted
-//	3 message = stream:16 seq:uint64 low:uint64 sent:int64 text
-//	                                           either way, after the welcome
+//	3 message = stream:16 seq:uint64 low:uint64 sent:int64
+//	            glen:uint8 group:glen text     either way, after the welcome
 //	4 ack     = stream:16 seq:uint64           either way, message received
 //	5 refuse  = reason                         server -> client, then close
 //
 // The flow on a connection:
 //
 //	client                         server
-//	  hello(2, "user_1")  ------->           name must be in the server's table
-//	                      <-------  welcome(2, "user_2") | refuse("...")
-//	  message(S, 7, 6, t, "hi") ->           recorded, handed to the
+//	  hello(3, "user_1")  ------->           name must be in the server's table
+//	                      <-------  welcome(3, "user_2") | refuse("...")
+//	  message(S, 7, 6, t, "", "hi") ->       recorded, handed to the
 //	                      <-------  ack(S, 7)  application, then acknowledged
-//	                      <-------  message(T, 3, 0, t, "yo")
+//	                      <-------  message(T, 3, 0, t, "", "yo")
 //	  ack(T, 3)           ------->
 //	  ...
 //
@@ -45,8 +46,14 @@
 // stream's low-water mark, is below seq; stream is never all zeros. sent
 // is the sender's clock in Unix milliseconds, shown, never used to order;
 // text is the message, 1 to MaxMessageRunes characters of valid UTF-8 (at
-// most MaxMessageBytes bytes), sent byte for byte. The receiver acknowledges
-// each message, in order, once it is recorded and handed on. Anything else
+// most MaxMessageBytes bytes), sent byte for byte. group is empty (glen 0)
+// for a message to one friend; otherwise it is the name of the group the
+// message was written to, without its '@', a name by the rules above:
+// "all" (AllGroup) for every friend in the table, else a group of the
+// table. Each member gets a copy of its own, numbered in the stream like
+// any message; the receiver checks that the group is @all or one of its
+// table with the sender in it (see package network). The receiver
+// acknowledges each message, in order, once it is recorded and handed on. Anything else
 // (an unknown type, a malformed payload, a frame out of place, silence past
 // a deadline) closes that connection and is reported as an event and
 // logged; the node goes on serving everyone else.

@@ -14,8 +14,9 @@ import (
 
 // Version is the version this package speaks, sent in every hello.
 // Version 1 numbered messages per pair of friends, from 1 for ever; 2
-// identifies them by the sender's stream (see Delivery).
-const Version = 2
+// identifies them by the sender's stream (see Delivery); 3 adds the group
+// tag to a message.
+const Version = 3
 
 // Limits of the wire protocol. A frame over MaxFrameSize is refused before
 // its body is read or allocated.
@@ -73,6 +74,7 @@ type Message struct {
 	Seq    uint64    // from 1 within the stream
 	Low    uint64    // every message of the stream up to Low was acknowledged
 	Sent   time.Time // sender's clock, millisecond precision
+	Group  string    // the group it was written to, without '@' ("all" for @all); "" for one friend
 	Text   string
 }
 
@@ -81,12 +83,16 @@ type Ack struct {
 	Seq    uint64
 }
 
-// messageHeader is the size of a message frame's payload before the text;
-// ackSize is an ack frame's payload.
+// messageHeader is the size of a message frame's payload before the group
+// tag; ackSize is an ack frame's payload.
 const (
-	messageHeader = 16 + 8 + 8 + 8
+	messageHeader = 16 + 8 + 8 + 8 + 1
 	ackSize       = 16 + 8
 )
+
+// AllGroup is the group tag of a message written to @all: every friend in
+// the table. No group in a table may take the name.
+const AllGroup = "all"
 
 // MaxSeqJump is how far past the last sequence number seen in a stream a
 // message may be: numbers go up by one, so a larger jump is malformed, and
@@ -119,6 +125,8 @@ func (f Message) appendPayload(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, f.Seq)
 	b = binary.BigEndian.AppendUint64(b, f.Low)
 	b = binary.BigEndian.AppendUint64(b, uint64(f.Sent.UnixMilli()))
+	b = append(b, byte(len(f.Group)))
+	b = append(b, f.Group...)
 	return append(b, f.Text...)
 }
 
@@ -204,13 +212,23 @@ func decodeFrame(typ byte, p []byte) (Frame, error) {
 		if len(p) < messageHeader {
 			return nil, bad("short message")
 		}
+		glen := int(p[messageHeader-1])
+		if len(p) < messageHeader+glen {
+			return nil, bad("message with a group tag of %d bytes in %d", glen, len(p)-messageHeader)
+		}
 		m := Message{
-			Seq:  binary.BigEndian.Uint64(p[16:]),
-			Low:  binary.BigEndian.Uint64(p[24:]),
-			Sent: time.UnixMilli(int64(binary.BigEndian.Uint64(p[32:]))),
-			Text: string(p[messageHeader:]),
+			Seq:   binary.BigEndian.Uint64(p[16:]),
+			Low:   binary.BigEndian.Uint64(p[24:]),
+			Sent:  time.UnixMilli(int64(binary.BigEndian.Uint64(p[32:]))),
+			Group: string(p[messageHeader : messageHeader+glen]),
+			Text:  string(p[messageHeader+glen:]),
 		}
 		copy(m.Stream[:], p)
+		if glen > 0 {
+			if err := CheckName(m.Group); err != nil {
+				return nil, bad("message group tag: %v", err)
+			}
+		}
 		switch {
 		case m.Stream == StreamID{}:
 			return nil, bad("message without a stream")

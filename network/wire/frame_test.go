@@ -19,6 +19,9 @@ var sampleFrames = []Frame{
 	Welcome{Version: Version, Name: "user_2"},
 	Message{Stream: testStream, Seq: 1, Sent: time.UnixMilli(1700000000123), Text: "hi"},
 	Message{Stream: testStream, Seq: 1<<64 - 1, Low: 1<<64 - 2, Sent: time.UnixMilli(0), Text: "tab\t/slash/ \x1b[2J é 日本 " + strings.Repeat("x", 100)},
+	Message{Stream: testStream, Seq: 2, Low: 1, Sent: time.UnixMilli(1700000000456), Group: "trip", Text: "to the group"},
+	Message{Stream: testStream, Seq: 3, Low: 1, Sent: time.UnixMilli(1700000000789), Group: AllGroup, Text: "everyone"},
+	Message{Stream: testStream, Seq: 4, Low: 3, Sent: time.UnixMilli(1), Group: strings.Repeat("g", MaxNameLen), Text: strings.Repeat("日", MaxMessageRunes)},
 	Ack{Stream: testStream, Seq: 42},
 	Refuse{Reason: "no"},
 	Refuse{},
@@ -61,6 +64,11 @@ func TestReadFrameRefuses(t *testing.T) {
 		{"low-water mark at the message", AppendFrame(nil, Message{Stream: testStream, Seq: 3, Low: 3, Text: "x"}), ErrBadFrame},
 		{"invalid UTF-8", AppendFrame(nil, Message{Stream: testStream, Seq: 1, Text: "a\xffb"}), ErrBadFrame},
 		{"only spaces", AppendFrame(nil, Message{Stream: testStream, Seq: 1, Text: "  \t "}), ErrBadFrame},
+		{"group tag past the end", groupTagged(40, "trip"), ErrBadFrame},
+		{"group tag with a slash", AppendFrame(nil, Message{Stream: testStream, Seq: 1, Group: "a/b", Text: "x"}), ErrBadFrame},
+		{"group tag of a directory", AppendFrame(nil, Message{Stream: testStream, Seq: 1, Group: "..", Text: "x"}), ErrBadFrame},
+		{"group tag too long", AppendFrame(nil, Message{Stream: testStream, Seq: 1, Group: strings.Repeat("g", MaxNameLen+1), Text: "x"}), ErrBadFrame},
+		{"group tag and no text", AppendFrame(nil, Message{Stream: testStream, Seq: 1, Group: "trip"}), ErrBadFrame},
 		{"hello without name", []byte{0, 0, 0, 6, TypeHello, 'p', '2', 'p', 'c', 1}, ErrBadFrame},
 		{"hello bad name", append([]byte{0, 0, 0, 9, TypeHello, 'p', '2', 'p', 'c', 1}, "a/b"...), ErrBadFrame},
 		{"truncated body", []byte{0, 0, 0, 9, TypeAck, 1}, io.ErrUnexpectedEOF},
@@ -73,6 +81,14 @@ func TestReadFrameRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// groupTagged is a message frame whose group tag announces glen bytes and
+// holds group, with no text after it.
+func groupTagged(glen byte, group string) []byte {
+	b := AppendFrame(nil, Message{Stream: testStream, Seq: 1, Group: group})
+	b[4+messageHeader] = glen
+	return b
 }
 
 // FuzzReadFrame feeds arbitrary bytes to the decoder: it must never panic,
