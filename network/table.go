@@ -23,11 +23,21 @@ type Friend struct {
 // Addr is the friend's address in host:port form, ready to dial.
 func (f Friend) Addr() string { return net.JoinHostPort(f.Host, strconv.Itoa(f.Port)) }
 
+// Group is a table line "@NAME friend friend …": friends who write to
+// all of them at once with @NAME/message. Everyone in it has the same
+// table, so the same groups.
+type Group struct {
+	Name    string   // without the '@'
+	Members []string // friends of the table, each once, in the line's order
+}
+
 // Table is the static list of friends known in advance, this instance's own
-// row included. It is read once at start and never changes.
+// row included, and the groups. It is read once at start and never changes.
 type Table struct {
 	friends []Friend
 	index   map[string]int
+	groups  []Group
+	gindex  map[string]int
 }
 
 // DefaultTable is the built-in table: user_1, user_2 and user_3 on
@@ -44,15 +54,25 @@ func DefaultTable() *Table {
 	return t
 }
 
-// NewTable builds a table from rows, checking each as readTable does.
-func NewTable(friends []Friend) (*Table, error) {
-	t := &Table{index: make(map[string]int)}
+// NewTable builds a table from rows and groups, checking each as readTable
+// does.
+func NewTable(friends []Friend, groups ...Group) (*Table, error) {
+	t := newTable()
 	for _, f := range friends {
 		if err := t.add(f); err != nil {
 			return nil, err
 		}
 	}
+	for _, g := range groups {
+		if err := t.addGroup(g); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+func newTable() *Table {
+	return &Table{index: make(map[string]int), gindex: make(map[string]int)}
 }
 
 // LoadTable reads the table from the file at path; see readTable.
@@ -66,13 +86,16 @@ func LoadTable(path string) (*Table, error) {
 }
 
 // readTable parses a table: one friend a line as "NAME HOST PORT [ID]",
-// columns separated by spaces or tabs, '#' starting a comment, blank lines
-// ignored. ID, where given, pins the friend's identity as p2pchat --id
-// prints it.
+// or one group a line as "@NAME FRIEND FRIEND …", columns separated by
+// spaces or tabs, '#' starting a comment, blank lines ignored. ID, where
+// given, pins the friend's identity as p2pchat --id prints it. A group's
+// members are friends of the table, on lines before or after it.
 // An error names the place as "file:line: reason".
 func readTable(r io.Reader, file string) (*Table, error) {
-	t := &Table{index: make(map[string]int)}
-	lines := make(map[string]int) // name -> line it was first seen on
+	t := newTable()
+	lines := make(map[string]int)  // name -> line it was first seen on
+	glines := make(map[string]int) // group -> its line
+	var groups []Group
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
@@ -85,6 +108,18 @@ func readTable(r io.Reader, file string) (*Table, error) {
 		}
 		fail := func(format string, args ...any) error {
 			return fmt.Errorf("%s:%d: %s", file, n, fmt.Sprintf(format, args...))
+		}
+		if name, ok := strings.CutPrefix(cols[0], "@"); ok {
+			g := Group{Name: name, Members: cols[1:]}
+			if err := checkGroupLine(g); err != nil {
+				return nil, fail("%v", err)
+			}
+			if first, dup := glines[name]; dup {
+				return nil, fail("duplicate group @%s (first on line %d)", name, first)
+			}
+			glines[name] = n
+			groups = append(groups, g)
+			continue
 		}
 		if len(cols) < 3 {
 			return nil, fail("missing column: want NAME HOST PORT [ID], got %d column(s)", len(cols))
@@ -126,7 +161,59 @@ func readTable(r io.Reader, file string) (*Table, error) {
 	if len(t.friends) == 0 {
 		return nil, fmt.Errorf("%s: no friends in the table", file)
 	}
+	// Members may be friends of later lines: groups are checked at the end.
+	for _, g := range groups {
+		if first, ok := lines[g.Name]; ok {
+			return nil, fmt.Errorf("%s:%d: group @%s has the name of a friend (line %d): call one of them otherwise", file, glines[g.Name], g.Name, first)
+		}
+		if err := t.addGroup(g); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", file, glines[g.Name], err)
+		}
+	}
 	return t, nil
+}
+
+// checkGroupLine checks what a group line says by itself: its name and
+// that it lists each member once.
+func checkGroupLine(g Group) error {
+	if err := wire.CheckName(g.Name); err != nil {
+		return fmt.Errorf("bad group name: %w", err)
+	}
+	if g.Name == wire.AllGroup {
+		return fmt.Errorf("@%s is built in (every friend in the table) and cannot be defined", wire.AllGroup)
+	}
+	if len(g.Members) == 0 {
+		return fmt.Errorf("empty group @%s: list its members after the name", g.Name)
+	}
+	seen := make(map[string]bool)
+	for _, m := range g.Members {
+		if seen[m] {
+			return fmt.Errorf("%s is twice in @%s", m, g.Name)
+		}
+		seen[m] = true
+	}
+	return nil
+}
+
+// addGroup adds g, whose members must all be friends of t already.
+func (t *Table) addGroup(g Group) error {
+	if err := checkGroupLine(g); err != nil {
+		return err
+	}
+	if _, dup := t.gindex[g.Name]; dup {
+		return fmt.Errorf("duplicate group @%s", g.Name)
+	}
+	if _, ok := t.index[g.Name]; ok {
+		return fmt.Errorf("group @%s has the name of a friend", g.Name)
+	}
+	for _, m := range g.Members {
+		if _, ok := t.index[m]; !ok {
+			return fmt.Errorf("unknown member %q in @%s: not a friend in the table", m, g.Name)
+		}
+	}
+	t.gindex[g.Name] = len(t.groups)
+	t.groups = append(t.groups, Group{Name: g.Name, Members: append([]string(nil), g.Members...)})
+	return nil
 }
 
 func (t *Table) add(f Friend) error {
@@ -158,6 +245,29 @@ func (t *Table) Lookup(name string) (Friend, bool) {
 
 // Friends returns every row in table order.
 func (t *Table) Friends() []Friend { return append([]Friend(nil), t.friends...) }
+
+// Groups returns the table's groups in table order; @all is not among
+// them.
+func (t *Table) Groups() []Group {
+	out := make([]Group, len(t.groups))
+	for i, g := range t.groups {
+		out[i] = Group{Name: g.Name, Members: append([]string(nil), g.Members...)}
+	}
+	return out
+}
+
+// Members returns the members of the group named name (without '@'):
+// every friend for wire.AllGroup, else the table's group.
+func (t *Table) Members(name string) ([]string, bool) {
+	if name == wire.AllGroup {
+		return t.Names(), true
+	}
+	i, ok := t.gindex[name]
+	if !ok {
+		return nil, false
+	}
+	return append([]string(nil), t.groups[i].Members...), true
+}
 
 // Names returns every name in table order.
 func (t *Table) Names() []string {

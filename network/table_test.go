@@ -1,6 +1,8 @@
 package network
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,5 +69,90 @@ func TestDefaultTable(t *testing.T) {
 		if f.Host != "127.0.0.1" || f.Port != 50000+i {
 			t.Errorf("%s = %+v", name, f)
 		}
+	}
+}
+
+func TestReadTableGroups(t *testing.T) {
+	const friends = "alice 127.0.0.1 1\nbob 127.0.0.1 2\ncarol 127.0.0.1 3\n"
+	for _, tc := range []struct {
+		name, text string
+		want       []Group
+	}{
+		{"none", friends, []Group{}},
+		{"after the friends", friends + "@trip alice bob carol\n@pair\tbob carol  # two\n",
+			[]Group{{"trip", []string{"alice", "bob", "carol"}}, {"pair", []string{"bob", "carol"}}}},
+		{"before its members", "@early carol alice\n" + friends, []Group{{"early", []string{"carol", "alice"}}}},
+		{"of one", friends + "@me alice\n", []Group{{"me", []string{"alice"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tab, err := readTable(strings.NewReader(tc.text), "peers")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := tab.Groups()
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+			for _, g := range tc.want {
+				if m, ok := tab.Members(g.Name); !ok || !slices.Equal(m, g.Members) {
+					t.Errorf("Members(%s) = %v, %v, want %v", g.Name, m, ok, g.Members)
+				}
+			}
+			if all, ok := tab.Members(wire.AllGroup); !ok || !slices.Equal(all, []string{"alice", "bob", "carol"}) {
+				t.Errorf("Members(all) = %v, %v", all, ok)
+			}
+			if _, ok := tab.Members("nosuch"); ok {
+				t.Error("an unknown group has members")
+			}
+		})
+	}
+}
+
+func TestReadTableRefusesBadGroups(t *testing.T) {
+	const friends = "alice 127.0.0.1 1\nbob 127.0.0.1 2\ncarol 127.0.0.1 3\n"
+	for _, tc := range []struct {
+		name, text, want string
+	}{
+		{"unknown member", friends + "@trip alice zed\n", `peers:4: unknown member "zed" in @trip: not a friend in the table`},
+		{"duplicate group", friends + "@trip alice\n\n@trip bob\n", "peers:6: duplicate group @trip (first on line 4)"},
+		{"named like a friend", friends + "@bob alice carol\n", "peers:4: group @bob has the name of a friend (line 2)"},
+		{"named like a later friend", "@dave alice\n" + friends + "dave 127.0.0.1 4\n", "peers:1: group @dave has the name of a friend (line 5)"},
+		{"all redefined", friends + "@all alice bob\n", "peers:4: @all is built in (every friend in the table) and cannot be defined"},
+		{"empty", friends + "@trip   # nobody yet\n", "peers:4: empty group @trip: list its members after the name"},
+		{"member twice", friends + "@trip alice bob alice\n", "peers:4: alice is twice in @trip"},
+		{"group in a group", friends + "@a alice\n@b @a bob\n", `peers:5: unknown member "@a" in @b`},
+		{"bad name", friends + "@tr/ip alice\n", `peers:4: bad group name: bad name "tr/ip"`},
+		{"no name", friends + "@ alice\n", `peers:4: bad group name: bad name ""`},
+		{"only groups", "@trip alice\n", "peers: no friends in the table"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readTable(strings.NewReader(tc.text), "peers")
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error starting %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewTableGroups(t *testing.T) {
+	rows := []Friend{{Name: "a", Host: "127.0.0.1", Port: 1}, {Name: "b", Host: "127.0.0.1", Port: 2}}
+	for _, tc := range []struct {
+		name   string
+		groups []Group
+		want   string // "" for accepted
+	}{
+		{"fine", []Group{{"g", []string{"a", "b"}}}, ""},
+		{"unknown member", []Group{{"g", []string{"a", "c"}}}, `unknown member "c" in @g`},
+		{"duplicate", []Group{{"g", []string{"a"}}, {"g", []string{"b"}}}, "duplicate group @g"},
+		{"like a friend", []Group{{"a", []string{"b"}}}, "group @a has the name of a friend"},
+		{"all", []Group{{wire.AllGroup, []string{"a"}}}, "@all is built in"},
+		{"empty", []Group{{"g", nil}}, "empty group @g"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewTable(rows, tc.groups...)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
