@@ -23,13 +23,19 @@ type Out struct {
 // Pending is done. A number is never given twice, even when the write
 // fails: the message may have gone out while it was being written.
 func (db *DB) AddOut(friend, text string, sent time.Time) (Out, *Pending) {
+	return db.AddGroupOut(friend, "", text, sent)
+}
+
+// AddGroupOut is AddOut for friend's copy of a message written to group
+// (without its '@').
+func (db *DB) AddGroupOut(friend, group, text string, sent time.Time) (Out, *Pending) {
 	db.seqMu.Lock()
 	db.lastSeq[friend]++
 	seq := db.lastSeq[friend]
 	db.seqMu.Unlock()
 	row, stream := db.nextRow.Add(1), db.stream
 	ms := sent.UnixMilli()
-	p := db.submit(&request{rows: []newRow{{row: row, friend: friend, outgoing: true, stream: stream, seq: seq, sent: ms, at: ms, text: text}}})
+	p := db.submit(&request{rows: []newRow{{row: row, friend: friend, outgoing: true, stream: stream, seq: seq, sent: ms, at: ms, group: group, text: text}}})
 	return Out{Row: row, Stream: stream, Seq: seq}, p
 }
 
@@ -48,6 +54,7 @@ func (db *DB) MarkDelivered(friend string, upTo int64) *Pending {
 type In struct {
 	Stream wire.StreamID
 	Seq    uint64
+	Group  string // the group it was written to, without '@'; "" for none
 	Text   string
 	Sent   time.Time
 	Row    int64 // set by AddIn
@@ -64,7 +71,7 @@ func (db *DB) AddIn(friend string, msgs []In) *Pending {
 	}
 	rows := make([]newRow, len(msgs))
 	for i, m := range msgs {
-		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, text: m.Text}
+		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, group: m.Group, text: m.Text}
 	}
 	return db.submit(&request{rows: rows})
 }
@@ -97,7 +104,7 @@ func (db *DB) Received(friend string, stream wire.StreamID) (uint64, error) {
 
 // selectMessage selects messages with their Done, from their friend's
 // marks.
-const selectMessage = `SELECT m.row, m.friend, m.outgoing, m.stream, m.seq, m.sent, m.at, m.text,
+const selectMessage = `SELECT m.row, m.friend, m.outgoing, m.stream, m.seq, m.sent, m.at, m.grp, m.text,
 	m.row <= CASE WHEN m.outgoing THEN coalesce(k.delivered, 0) ELSE coalesce(k.shown, 0) END
 	FROM messages m LEFT JOIN marks k ON k.friend = m.friend `
 
@@ -133,7 +140,7 @@ func (db *DB) query(q string, args ...any) ([]Message, error) {
 		var m Message
 		var stream []byte
 		var seq, sent, at int64
-		if err := rows.Scan(&m.Row, &m.Friend, &m.Outgoing, &stream, &seq, &sent, &at, &m.Text, &m.Done); err != nil {
+		if err := rows.Scan(&m.Row, &m.Friend, &m.Outgoing, &stream, &seq, &sent, &at, &m.Group, &m.Text, &m.Done); err != nil {
 			return nil, db.fail("cannot read", err)
 		}
 		copy(m.Stream[:], stream)

@@ -59,6 +59,13 @@ var migrations = []string{
 		value TEXT NOT NULL
 	) WITHOUT ROWID;
 	`,
+	// 2: the group a message was written to.
+	`
+	-- Without its '@' ('all' for every friend); '' for a message to one
+	-- friend. A message to a group is one row per member, each with its
+	-- own sequence number.
+	ALTER TABLE messages ADD COLUMN grp TEXT NOT NULL DEFAULT '';
+	`,
 }
 
 // schemaVersion is the version this release writes.

@@ -77,6 +77,7 @@ type Message struct {
 	Outgoing bool          // sent by us, rather than received
 	Stream   wire.StreamID // the sender's stream
 	Seq      uint64        // the sender's sequence number in it
+	Group    string        // the group it was written to, without '@'; "" for one friend
 	Text     string
 	Sent     time.Time // the sender's clock when it was written
 	At       time.Time // when it was recorded here

@@ -350,3 +350,93 @@ func TestUpgradeFromV1(t *testing.T) {
 	}
 	check(db)
 }
+
+// A version 1 database, as 0.2.0 left it, keeps every message through the
+// migration to version 2: none has a group, the queue and the marks stay,
+// and group messages are recorded after it.
+func TestMigrationToGroups(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := sql.Open("sqlite", filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := NewStreamID()
+	for _, q := range []string{
+		migrations[0],
+		`PRAGMA user_version = 1`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []struct {
+		row      int64
+		outgoing bool
+		seq      int
+		text     string
+	}{{1, true, 1, "sent, delivered"}, {2, false, 4, "received, shown"}, {3, true, 2, "sent, queued"}, {4, false, 5, "received, not shown"}} {
+		if _, err := raw.Exec(`INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, text) VALUES (?, 'bob', ?, ?, ?, 1, 1, ?)`, r.row, r.outgoing, stream[:], r.seq, r.text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.Exec(`INSERT INTO marks (friend, delivered, shown) VALUES ('bob', 1, 2)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db := openIn(t, dir)
+	h, err := db.History("bob", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"sent, delivered", "received, shown", "sent, queued", "received, not shown"}; !slices.Equal(texts(h), want) {
+		t.Fatalf("history %q, want %q", texts(h), want)
+	}
+	for _, m := range h {
+		if m.Group != "" {
+			t.Errorf("%q has group %q after the migration, want none", m.Text, m.Group)
+		}
+	}
+	if q, _ := db.Queue("bob"); !slices.Equal(texts(q), []string{"sent, queued"}) {
+		t.Errorf("queue %q after the migration", texts(q))
+	}
+	if u, _ := db.Unshown("bob"); !slices.Equal(texts(u), []string{"received, not shown"}) {
+		t.Errorf("unshown %q after the migration", texts(u))
+	}
+	_, p := db.AddGroupOut("bob", "trip", "to the trip", time.Now())
+	mustWait(t, p)
+	if q, _ := db.Queue("bob"); len(q) != 2 || q[1].Group != "trip" {
+		t.Errorf("queue %+v: want the group message last, with its group", q)
+	}
+}
+
+// The group of each message, both ways, survives a reopen.
+func TestGroupIsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	db := openIn(t, dir)
+	now := time.UnixMilli(1_700_000_000_000)
+	for _, g := range []string{"", "trip", wire.AllGroup} {
+		_, p := db.AddGroupOut("bob", g, "out "+g, now)
+		mustWait(t, p)
+		mustWait(t, db.AddIn("bob", []In{{Stream: NewStreamID(), Seq: 1, Group: g, Text: "in " + g, Sent: now}}))
+	}
+	db.Close()
+	db = openIn(t, dir)
+	h, err := db.History("bob", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range h {
+		got = append(got, m.Text+"|"+m.Group)
+	}
+	if want := []string{"out |", "in |", "out trip|trip", "in trip|trip", "out all|all", "in all|all"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if q, _ := db.Queue("bob"); len(q) != 3 || q[1].Group != "trip" {
+		t.Errorf("queue %+v", q)
+	}
+	if u, _ := db.Unshown("bob"); len(u) != 3 || u[2].Group != wire.AllGroup {
+		t.Errorf("unshown %+v", u)
+	}
+}
