@@ -260,7 +260,7 @@ func (c *conn) write(batch []outgoing, lows []uint64) error {
 	c.written.Add(int64(len(batch))) // before an ack can come back
 	return c.writeFrames(len(batch), func(i int) wire.Frame {
 		m := batch[i]
-		return wire.Message{Stream: m.stream, Seq: m.seq, Low: lows[i], Sent: m.created, Text: m.text}
+		return wire.Message{Stream: m.stream, Seq: m.seq, Low: lows[i], Sent: m.created, Group: m.group, Text: m.text}
 	})
 }
 

@@ -100,8 +100,9 @@ func welcome(f wire.Frame) (wire.Welcome, error) {
 	case wire.Welcome:
 		return f, nil
 	case wire.Refuse:
-		if strings.Contains(f.Reason, "unsupported protocol version") {
-			// What p2pchat 0.1 answers to a newer hello.
+		if strings.Contains(f.Reason, "unsupported protocol version") || strings.Contains(f.Reason, ErrUpgrade.Error()) {
+			// What p2pchat 0.1 answers to a newer hello, and what 0.2
+			// (version 2) does.
 			return wire.Welcome{}, fmt.Errorf("%w: it refused protocol version %d", ErrUpgrade, wire.Version)
 		}
 		return wire.Welcome{}, &RefusedError{Reason: f.Reason}

@@ -7,6 +7,7 @@
 // Each file owns one thing:
 //
 //	node.go      Node: Start, Close, Send, Status, History, Forget, Friends
+//	group.go     SendGroup, one report per group message, the check of a group tag
 //	events.go    the events; errors.go, the errors
 //	listen.go    the accept loop, admission, and serverConn: the server side of the handshake
 //	dial.go      the lazy dial and the client side of the handshake
@@ -74,6 +75,13 @@
 // retried with capped exponential backoff with jitter (at most 10 s), and
 // at once when the friend connects to us; the dial and handshake timeouts
 // double with each failed attempt in a row, so that a slow link connects.
+//
+// A message to a group (SendGroup) is a copy per member, each handed to
+// the member's outbox as above and numbered in the stream like any other:
+// each is delivered exactly once, or waits. The copy carries the group's
+// name (the group tag, see package wire); the receiver takes it only if
+// the group is @all or one of its table with the sender in it, and
+// otherwise acknowledges it without showing it (see inbox.receive).
 //
 // The receiver records a message whose sequence number is above the last
 // one it has from that stream, then hands it on as MessageReceived, then

@@ -80,6 +80,10 @@ var (
 	ErrIdle = errors.New("idle")
 	// ErrUnknownFriend means a name is not in the table.
 	ErrUnknownFriend = errors.New("unknown friend")
+	// ErrUnknownGroup means a group is neither @all nor in the table.
+	ErrUnknownGroup = errors.New("unknown group")
+	// ErrNotMember means a message names a group its sender is not in.
+	ErrNotMember = errors.New("not a member")
 	// ErrSelf means a message was addressed to this instance itself.
 	ErrSelf = errors.New("you cannot send a message to yourself")
 	// ErrNoAck means a friend did not acknowledge a message in time and the

@@ -6,26 +6,53 @@ import (
 
 // Event is something that happened on the network, for the shell to show.
 // It is one of MessageReceived, MessageDelivered, MessageQueued,
-// MessageFailed, ConnUp, ConnDown, ConnRefused, IdentityPinned,
-// StoreFailed and StoreRecovered.
+// MessageFailed, GroupReport, MessageRefused, ConnUp, ConnDown,
+// ConnRefused, IdentityPinned, StoreFailed and StoreRecovered.
 type Event interface{ event() }
 
 // MessageReceived: a friend sent us a message.
 type MessageReceived struct {
-	From string
-	Seq  uint64    // the sender's sequence number, in its stream
-	Sent time.Time // the sender's clock
-	Text string    // as received: may hold any characters, control characters included
-	row  int64     // its row in the store, for MarkShown
+	From  string
+	Seq   uint64    // the sender's sequence number, in its stream
+	Sent  time.Time // the sender's clock
+	Group string    // the group it was written to, without '@' (AllGroup for @all); "" for us alone
+	Text  string    // as received: may hold any characters, control characters included
+	row   int64     // its row in the store, for MarkShown
 }
 
-// MessageDelivered: the friend acknowledged a message we sent.
+// MessageDelivered: the friend acknowledged a message we sent. For a copy
+// of a group message (Group set), it comes only for a copy that was not
+// delivered when its GroupReport went out, or that waited from an earlier
+// run.
 type MessageDelivered struct {
 	To        string
 	Seq       uint64
+	Group     string // the group the message was written to, if any
 	Text      string
 	Sent      time.Time // when the person sent it
-	WasQueued bool      // a MessageQueued was reported for it
+	WasQueued bool      // a MessageQueued or GroupReport said it waits
+}
+
+// GroupReport: every copy of a message we wrote to a group is delivered,
+// queued because its member cannot be reached now, or failed because the
+// store could not record it. Each member is in one of the three lists, in
+// table order; Why says, for the queued and failed ones, why. A queued
+// copy is reported by a MessageDelivered when it arrives.
+type GroupReport struct {
+	Group                     string // without '@'
+	Text                      string
+	Sent                      time.Time
+	Delivered, Queued, Failed []string
+	Why                       map[string]error
+}
+
+// MessageRefused: a friend sent a message tagged with a group that is not
+// in our table, or that the friend is not in. It was acknowledged and not
+// shown (see inbox.receive); it is reported once per friend and group.
+type MessageRefused struct {
+	From  string
+	Group string // as the friend sent it: a valid name, though perhaps no group's
+	Err   error
 }
 
 // MessageQueued: a message waits because the friend cannot be reached now;
@@ -34,6 +61,7 @@ type MessageDelivered struct {
 type MessageQueued struct {
 	To      string
 	Seq     uint64
+	Group   string // the group a copy from an earlier run was written to, if any
 	Text    string
 	Waiting int
 	Err     error
@@ -47,6 +75,7 @@ type MessageQueued struct {
 type MessageFailed struct {
 	To      string
 	Seq     uint64
+	Group   string // the group of a copy whose GroupReport is out, if any
 	Text    string
 	Err     error
 	Written bool
@@ -107,6 +136,8 @@ func (MessageReceived) event()  {}
 func (MessageDelivered) event() {}
 func (MessageFailed) event()    {}
 func (MessageQueued) event()    {}
+func (GroupReport) event()      {}
+func (MessageRefused) event()   {}
 func (ConnUp) event()           {}
 func (ConnDown) event()         {}
 func (ConnRefused) event()      {}

@@ -21,11 +21,13 @@ type inbox struct {
 	emit   func(context.Context, Event) bool
 	log    *slog.Logger
 	health *storeHealth
+	table  *Table
 
 	replayed chan struct{} // closed once replay is done; receive waits for it
 
-	mu     sync.Mutex
-	lastIn map[wire.StreamID]uint64 // highest sequence number received, per stream seen this run
+	mu      sync.Mutex
+	lastIn  map[wire.StreamID]uint64 // highest sequence number received, per stream seen this run
+	refused map[string]bool          // group tags refused and reported, so once each
 }
 
 func newInbox(n *Node, f Friend) *inbox {
@@ -35,6 +37,7 @@ func newInbox(n *Node, f Friend) *inbox {
 		emit:     n.emit,
 		log:      n.log.With("friend", f.Name),
 		health:   &n.health,
+		table:    n.cfg.Table,
 		replayed: make(chan struct{}),
 		lastIn:   make(map[wire.StreamID]uint64),
 	}
@@ -51,7 +54,7 @@ func (in *inbox) replay(ctx context.Context) {
 		return
 	}
 	for _, r := range recs {
-		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: r.Seq, Sent: r.Sent, Text: r.Text, row: r.Row}) {
+		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: r.Seq, Sent: r.Sent, Group: r.Group, Text: r.Text, row: r.Row}) {
 			return
 		}
 	}
@@ -61,8 +64,9 @@ func (in *inbox) replay(ctx context.Context) {
 // order. A message is new if its sequence number is above the last one
 // received in its stream; one at or below is a duplicate (a retry after a
 // lost ack) and is only acknowledged. One that jumps more than
-// wire.MaxSeqJump past it is malformed. An error means nothing of batch is
-// to be acknowledged.
+// wire.MaxSeqJump past it is malformed. One whose group tag is not a group
+// of our table with the friend in it is refused: see refuseGroup. An
+// error means nothing of batch is to be acknowledged.
 func (in *inbox) receive(ctx context.Context, batch []wire.Message) error {
 	select {
 	case <-in.replayed:
@@ -88,9 +92,16 @@ func (in *inbox) receive(ctx context.Context, batch []wire.Message) error {
 			return fmt.Errorf("%w: message %d in a stream at %d", wire.ErrBadFrame, m.Seq, last)
 		}
 		seen[m.Stream] = m.Seq
-		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Text: m.Text, Sent: m.Sent})
+		if err := in.table.checkGroupTag(in.friend, m.Group); err != nil {
+			in.refuseGroupLocked(ctx, m.Group, err)
+			continue
+		}
+		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Group: m.Group, Text: m.Text, Sent: m.Sent})
 	}
 	if len(fresh) == 0 {
+		for s, seq := range seen {
+			in.lastIn[s] = seq
+		}
 		return nil
 	}
 	if err := in.store.AddIn(in.friend, fresh).Wait(); err != nil {
@@ -102,7 +113,7 @@ func (in *inbox) receive(ctx context.Context, batch []wire.Message) error {
 		in.lastIn[s] = seq
 	}
 	for _, m := range fresh {
-		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: m.Seq, Sent: m.Sent, Text: m.Text, row: m.Row}) {
+		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: m.Seq, Sent: m.Sent, Group: m.Group, Text: m.Text, row: m.Row}) {
 			return ctx.Err()
 		}
 	}
@@ -112,6 +123,33 @@ func (in *inbox) receive(ctx context.Context, batch []wire.Message) error {
 	runtime.Gosched()
 	return nil
 }
+
+// refuseGroupLocked drops a message whose group tag err refuses, and
+// reports it once per group tag. The message is acknowledged and not
+// shown, rather than left unacknowledged or its connection refused: the
+// friend's queue goes out in order, so a message never acknowledged would
+// hold every later one from the friend behind it for ever, and sending it
+// again cannot mend a table that differs from ours. It is not recorded;
+// only this run remembers its number, so if its acknowledgement is lost
+// and the next run gets it again, it is reported once more. mu is held.
+func (in *inbox) refuseGroupLocked(ctx context.Context, group string, err error) {
+	if in.refused[group] {
+		return
+	}
+	if in.refused == nil {
+		in.refused = make(map[string]bool)
+	}
+	if len(in.refused) >= maxRefusedGroups {
+		return // a friend making up tags without end: the log has the first
+	}
+	in.refused[group] = true
+	in.log.Warn("message for a group refused: acknowledged, not shown", "group", group, "err", err)
+	in.emit(ctx, MessageRefused{From: in.friend, Group: group, Err: err})
+}
+
+// maxRefusedGroups bounds the group tags remembered, and reported, per
+// friend.
+const maxRefusedGroups = 64
 
 // received returns the last sequence number received in stream, from
 // memory or the store. mu is held.

@@ -348,7 +348,7 @@ func (n *Node) History(friend string, max int) ([]HistoryEntry, error) {
 	}
 	out := make([]HistoryEntry, len(ms))
 	for i, m := range ms {
-		out[i] = HistoryEntry{Outgoing: m.Outgoing, Text: m.Text, Sent: m.Sent, At: m.At, Delivered: m.Outgoing && m.Done}
+		out[i] = HistoryEntry{Outgoing: m.Outgoing, Group: m.Group, Text: m.Text, Sent: m.Sent, At: m.At, Delivered: m.Outgoing && m.Done}
 	}
 	return out, nil
 }
@@ -356,6 +356,7 @@ func (n *Node) History(friend string, max int) ([]HistoryEntry, error) {
 // HistoryEntry is one message of the history with a friend.
 type HistoryEntry struct {
 	Outgoing  bool      // sent by us
+	Group     string    // the group it was written to, without '@'; "" for one friend
 	Text      string    // as sent: may hold any characters
 	Sent      time.Time // the sender's clock when it was written
 	At        time.Time // when it was recorded here

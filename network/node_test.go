@@ -537,45 +537,80 @@ func TestFirstMessageInOneFlight(t *testing.T) {
 	}
 }
 
-// A friend still on p2pchat 0.1 (protocol version 1) refuses our hello
-// with its own words; the person is told to upgrade, and the message
-// stays queued.
+// A friend still on p2pchat 0.1 (protocol version 1) or 0.2 (version 2)
+// refuses our hello with its own words; the person is told to upgrade,
+// and the message stays queued.
 func TestOldFriendIsToldApart(t *testing.T) {
+	for _, tc := range []struct {
+		name, refusal string
+	}{
+		{"version 1", "unsupported protocol version 2 (this peer speaks 1)"},
+		// What 0.2 sends: ErrUpgrade's words, then its reason.
+		{"version 2", "different p2pchat versions: upgrade: protocol version 3 is not spoken here (bob runs a p2pchat that speaks 2)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkNoLeaks(t)
+			tab := testTable(t, "alice", "bob")
+			bobID := newIdentity(t, "bob")
+			ln, err := net.Listen("tcp", mustLookup(t, tab, "bob").Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			known, _ := LoadKnownPeers("")
+			pins := trust.NewPins(bobID, func(string) (ID, bool) { return ID{}, false }, known)
+			go func() {
+				for {
+					raw, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conn := tls.Server(raw, pins.ServerConfig(func(name string) bool { return name == "alice" }))
+					conn.SetDeadline(time.Now().Add(waitTimeout))
+					br, bw := bufio.NewReader(conn), bufio.NewWriter(conn)
+					if _, err := wire.ReadFrame(br, make([]byte, wire.MaxFrameSize)); err == nil {
+						wire.WriteFrame(bw, wire.Refuse{Reason: tc.refusal})
+						bw.Flush()
+					}
+					conn.Close()
+				}
+			}()
+			alice := startNode(t, tab, "alice")
+			seq := send(t, alice, "bob", "are you there?")
+			q := waitFor(t, alice, func(e MessageQueued) bool { return e.Seq == seq })
+			if !errors.Is(q.Err, ErrUpgrade) || !strings.Contains(q.Err.Error(), "upgrade") {
+				t.Errorf("queued because of %v, want a reason that says to upgrade", q.Err)
+			}
+			if st := alice.Status()[0]; st.Pending != 1 {
+				t.Errorf("%d waiting, want the message kept", st.Pending)
+			}
+		})
+	}
+}
+
+// An older friend's hello (versions 1 and 2) is refused with a reason that
+// says to upgrade, before any message is read.
+func TestOldHelloIsRefused(t *testing.T) {
 	checkNoLeaks(t)
 	tab := testTable(t, "alice", "bob")
-	bobID := newIdentity(t, "bob")
-	ln, err := net.Listen("tcp", mustLookup(t, tab, "bob").Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	known, _ := LoadKnownPeers("")
-	pins := trust.NewPins(bobID, func(string) (ID, bool) { return ID{}, false }, known)
-	go func() {
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn := tls.Server(raw, pins.ServerConfig(func(name string) bool { return name == "alice" }))
-			conn.SetDeadline(time.Now().Add(waitTimeout))
-			br, bw := bufio.NewReader(conn), bufio.NewWriter(conn)
-			if _, err := wire.ReadFrame(br, make([]byte, wire.MaxFrameSize)); err == nil {
-				// What p2pchat 0.1 answered to a hello of another version.
-				wire.WriteFrame(bw, wire.Refuse{Reason: "unsupported protocol version 2 (this peer speaks 1)"})
-				bw.Flush()
-			}
-			conn.Close()
+	bob := startNode(t, tab, "bob")
+	aliceID := newIdentity(t, "alice")
+	for _, v := range []uint8{1, 2} {
+		c := tlsClient(t, bob, aliceID)
+		c.SetDeadline(time.Now().Add(waitTimeout))
+		old := wire.Message{Stream: testStream, Seq: 1, Sent: time.Now(), Text: "from an old friend"}
+		if _, err := c.Write(frames(wire.Hello{Version: v, Name: "alice"}, old)); err != nil {
+			t.Fatal(err)
 		}
-	}()
-	alice := startNode(t, tab, "alice")
-	seq := send(t, alice, "bob", "are you there?")
-	q := waitFor(t, alice, func(e MessageQueued) bool { return e.Seq == seq })
-	if !errors.Is(q.Err, ErrUpgrade) || !strings.Contains(q.Err.Error(), "upgrade") {
-		t.Errorf("queued because of %v, want a reason that says to upgrade", q.Err)
-	}
-	if st := alice.Status()[0]; st.Pending != 1 {
-		t.Errorf("%d waiting, want the message kept", st.Pending)
+		f, err := wire.ReadFrame(bufio.NewReader(c), make([]byte, wire.MaxFrameSize))
+		if r, ok := f.(wire.Refuse); err != nil || !ok || !strings.Contains(r.Reason, "upgrade") || !strings.Contains(r.Reason, fmt.Sprintf("version %d", v)) {
+			t.Errorf("hello of version %d answered with %+v, %v; want a refusal that says to upgrade", v, f, err)
+		}
+		c.Close()
+		ev := waitFor[ConnRefused](t, bob, nil)
+		if !errors.Is(ev.Err, ErrUpgrade) {
+			t.Errorf("version %d: bob reports %v, want ErrUpgrade", v, ev.Err)
+		}
 	}
 }
 

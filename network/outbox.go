@@ -19,6 +19,8 @@ type outgoing struct {
 	row      int64 // its row in the store
 	stream   wire.StreamID
 	seq      uint64
+	group    string     // the group it is a copy for, if any
+	gs       *groupSend // reports it with the other copies; nil if not sent in this run
 	text     string
 	created  time.Time
 	record   *store.Pending // its write to the store
@@ -109,7 +111,7 @@ func newOutbox(n *Node, f Friend) (*outbox, error) {
 	for _, r := range queued {
 		// Waiting since an earlier run: the person was told then, and hears
 		// of the delivery when it comes.
-		o.queue = append(o.queue, outgoing{row: r.Row, stream: r.Stream, seq: r.Seq, text: r.Text, created: r.Sent, durable: true, reported: true})
+		o.queue = append(o.queue, outgoing{row: r.Row, stream: r.Stream, seq: r.Seq, group: r.Group, text: r.Text, created: r.Sent, durable: true, reported: true})
 		if _, ok := o.low[r.Stream]; !ok {
 			o.low[r.Stream] = r.Seq - 1
 		}
@@ -151,14 +153,24 @@ func (o *outbox) forgotten() {
 // and waits for the store while the friend receives it. It returns the
 // sequence number.
 func (o *outbox) send(text string) (uint64, error) {
+	return o.sendCopy(text, nil)
+}
+
+// sendCopy is send for the friend's copy of a group message, gs, if not
+// nil; it reports the copy with the others.
+func (o *outbox) sendCopy(text string, gs *groupSend) (uint64, error) {
 	now := time.Now()
+	group := ""
+	if gs != nil {
+		now, group = gs.sent, gs.group
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
 		return 0, ErrClosed
 	}
-	out, rec := o.store.AddOut(o.friend.Name, text, now)
-	o.queue = append(o.queue, outgoing{row: out.Row, stream: out.Stream, seq: out.Seq, text: text, created: now, record: rec})
+	out, rec := o.store.AddGroupOut(o.friend.Name, group, text, now)
+	o.queue = append(o.queue, outgoing{row: out.Row, stream: out.Stream, seq: out.Seq, group: group, gs: gs, text: text, created: now, record: rec})
 	o.wake()
 	return out.Seq, nil
 }
@@ -349,7 +361,10 @@ func (o *outbox) onAck(ctx context.Context, a wire.Ack) error {
 	o.touch()
 	o.idle.Reset(o.idleTimeout)
 	o.acked = m.row
-	o.emit(ctx, MessageDelivered{To: o.friend.Name, Seq: m.seq, Text: m.text, Sent: m.created, WasQueued: m.reported})
+	if m.gs != nil && m.gs.settle(ctx, o.friend.Name, copyDelivered, nil) {
+		return nil
+	}
+	o.emit(ctx, MessageDelivered{To: o.friend.Name, Seq: m.seq, Group: m.group, Text: m.text, Sent: m.created, WasQueued: m.reported})
 	return nil
 }
 
@@ -526,7 +541,10 @@ func (o *outbox) sync(ctx context.Context, rec *store.Pending) bool {
 	}
 	o.sent, o.written = sent, written
 	for _, f := range lost {
-		o.emit(ctx, MessageFailed{To: o.friend.Name, Seq: f.m.seq, Text: f.m.text, Err: f.m.record.Err(), Written: f.written})
+		if f.m.gs != nil && f.m.gs.settle(ctx, o.friend.Name, copyFailed, f.m.record.Err()) {
+			continue
+		}
+		o.emit(ctx, MessageFailed{To: o.friend.Name, Seq: f.m.seq, Group: f.m.group, Text: f.m.text, Err: f.m.record.Err(), Written: f.written})
 	}
 	return false
 }
@@ -572,7 +590,10 @@ func (o *outbox) reportQueued(ctx context.Context, err error) {
 	}
 	o.mu.Unlock()
 	for _, m := range news {
-		o.emit(ctx, MessageQueued{To: o.friend.Name, Seq: m.seq, Text: m.text, Waiting: n, Err: err})
+		if m.gs != nil && m.gs.settle(ctx, o.friend.Name, copyQueued, err) {
+			continue
+		}
+		o.emit(ctx, MessageQueued{To: o.friend.Name, Seq: m.seq, Group: m.group, Text: m.text, Waiting: n, Err: err})
 	}
 }
 

@@ -1,0 +1,155 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"p2pchat/network/wire"
+)
+
+// AllGroup is the group of every friend in the table: @all.
+const AllGroup = wire.AllGroup
+
+// SendGroup sends text to every member of group (its name without '@';
+// AllGroup for every friend) but ourselves. Each member gets a copy of
+// its own, with its own sequence number, through the member's outbox like
+// any message: recorded, sent at once, queued while the member cannot be
+// reached. It returns the members written to, in table order.
+//
+// Instead of a MessageDelivered, MessageQueued or MessageFailed per copy,
+// one GroupReport says how the message went once every copy is delivered,
+// queued or failed; a copy reported queued there is reported by its own
+// MessageDelivered, with Group set, when it arrives. An error means
+// nothing was sent.
+func (n *Node) SendGroup(group, text string) ([]string, error) {
+	members, ok := n.cfg.Table.Members(group)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w @%s", ErrUnknownGroup, group)
+	case !slices.Contains(members, n.self.Name):
+		return nil, fmt.Errorf("you are %w of @%s, so its members would not take it from you", ErrNotMember, group)
+	}
+	if err := wire.CheckText(text); err != nil {
+		return nil, err
+	}
+	if n.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	members = slices.DeleteFunc(members, func(m string) bool { return m == n.self.Name })
+	if len(members) == 0 {
+		return nil, fmt.Errorf("nobody but you is in @%s", group)
+	}
+	gs := &groupSend{group: group, text: text, sent: time.Now(), emit: n.emit, state: make(map[string]copyState)}
+	for _, m := range members {
+		gs.order = append(gs.order, m)
+		gs.state[m] = copyPending
+	}
+	for i, m := range members {
+		if _, err := n.outboxes[m].sendCopy(text, gs); err != nil {
+			if i == 0 {
+				return nil, err
+			}
+			// Stopping: the copies queued go out at the next start.
+			return members[:i], err
+		}
+	}
+	return members, nil
+}
+
+// Groups returns the table's groups in table order, @all not among them.
+func (n *Node) Groups() []Group { return n.cfg.Table.Groups() }
+
+// copyState is where one member's copy of a group message is.
+type copyState int
+
+const (
+	copyPending copyState = iota
+	copyDelivered
+	copyQueued
+	copyFailed
+)
+
+// groupSend follows the copies of one group message sent in this run until
+// every one is delivered, queued or failed, and then reports them in one
+// GroupReport. Copies waiting from an earlier run have none.
+type groupSend struct {
+	group, text string
+	sent        time.Time
+	emit        func(context.Context, Event) bool
+
+	mu       sync.Mutex
+	order    []string // the members, in table order
+	state    map[string]copyState
+	why      map[string]error // of the queued and failed copies
+	reported bool             // the GroupReport went out
+}
+
+// settle records that member's copy reached st, err saying why for a
+// queued or failed one, and emits the GroupReport if it was the last to
+// settle. It reports whether it took the news: false means the report is
+// out already, and the copy is to be reported on its own. A delivery
+// after a queued report counts as delivered.
+func (g *groupSend) settle(ctx context.Context, member string, st copyState, err error) bool {
+	g.mu.Lock()
+	if g.reported {
+		g.mu.Unlock()
+		return false
+	}
+	if g.state[member] == copyDelivered || g.state[member] == copyFailed {
+		g.mu.Unlock()
+		return true // settled for good already
+	}
+	g.state[member] = st
+	if err != nil {
+		if g.why == nil {
+			g.why = make(map[string]error)
+		}
+		g.why[member] = err
+	}
+	r := GroupReport{Group: g.group, Text: g.text, Sent: g.sent}
+	for _, m := range g.order {
+		switch g.state[m] {
+		case copyPending:
+			g.mu.Unlock()
+			return true
+		case copyDelivered:
+			r.Delivered = append(r.Delivered, m)
+		case copyQueued:
+			r.Queued = append(r.Queued, m)
+		case copyFailed:
+			r.Failed = append(r.Failed, m)
+		}
+	}
+	g.reported = true
+	for m, err := range g.why {
+		if g.state[m] != copyDelivered {
+			if r.Why == nil {
+				r.Why = make(map[string]error)
+			}
+			r.Why[m] = err
+		}
+	}
+	g.mu.Unlock()
+	g.emit(ctx, r)
+	return true
+}
+
+// checkGroupTag checks the group tag of a message from friend: it must name
+// @all or a group of the table with friend in it. A tag of another table
+// (one that differs from ours) or of a friend who made it up is an error.
+func (t *Table) checkGroupTag(friend, group string) error {
+	if group == "" {
+		return nil
+	}
+	members, ok := t.Members(group)
+	if !ok {
+		return fmt.Errorf("%w @%s in our table", ErrUnknownGroup, group)
+	}
+	if !slices.Contains(members, friend) {
+		return fmt.Errorf("%s is %w of @%s in our table", friend, ErrNotMember, group)
+	}
+	return nil
+}
