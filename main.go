@@ -252,6 +252,7 @@ func run(args []string) (code int) {
 	sh, err := shell.New(shell.Config{
 		Name:         name,
 		Friends:      friends,
+		Groups:       node.Groups(),
 		Net:          node,
 		Terminal:     terminal,
 		In:           os.Stdin,

@@ -28,7 +28,7 @@ func init() {
 		{"whoami", "", "show your name and identity, for friends to pin", (*Shell).whoami},
 		{"forget", "NAME", "forget the identity pinned on first use for NAME; the next one waits for /accept", (*Shell).forget},
 		{"accept", "NAME ID", "pin ID for NAME after /forget, once NAME's /whoami shows it to you", (*Shell).accept},
-		{"to", "[FRIEND]", "send every line to FRIEND without writing FRIEND/ (a line with NAME/ still goes to NAME); /to alone ends it", (*Shell).talkTo},
+		{"to", "[FRIEND|@GROUP]", "send every line to FRIEND or @GROUP without writing FRIEND/ (a line with NAME/ still goes to NAME); /to alone ends it", (*Shell).talkTo},
 		{"quit", "", "leave p2pchat (Ctrl-D does the same)", func(*Shell, []string) bool { return true }},
 	}
 }
@@ -36,7 +36,8 @@ func init() {
 func (s *Shell) help([]string) bool {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Write friend/message to send a message, for example %s/hello.\n", example(s.cfg.Friends))
-	fmt.Fprintf(&b, "Tab completes a friend's name; Up and Down go through what you typed before.\n")
+	fmt.Fprintf(&b, "Write @group/message to send it to each member of a group but you; your groups are %s.\n", strings.Replace(groupList(s.groupNames()), "@all", "@all (every friend)", 1))
+	fmt.Fprintf(&b, "Tab completes a friend's or a group's name; Up and Down go through what you typed before.\n")
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  /%-18s %s\n", c.name+" "+c.args, c.help)
 	}
@@ -77,14 +78,18 @@ func (s *Shell) history(args []string) bool {
 	}
 	var b strings.Builder
 	for _, r := range recs {
+		group := ""
+		if r.Group != "" {
+			group = " (@" + r.Group + ")"
+		}
 		if r.Outgoing {
 			state := "delivered"
 			if !r.Delivered {
 				state = "waiting"
 			}
-			fmt.Fprintf(&b, "%s  you → %s: %s  [%s]\n", when(r.Sent), s.paint.Name(friend), Sanitize(r.Text), state)
+			fmt.Fprintf(&b, "%s  you → %s%s: %s  [%s]\n", when(r.Sent), s.paint.Name(friend), group, Sanitize(r.Text), state)
 		} else {
-			fmt.Fprintf(&b, "%s  %s → you: %s\n", when(r.At), s.paint.Name(friend), Sanitize(r.Text))
+			fmt.Fprintf(&b, "%s  %s → you%s: %s\n", when(r.At), s.paint.Name(friend), group, Sanitize(r.Text))
 		}
 	}
 	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))
@@ -103,9 +108,17 @@ func (s *Shell) talkTo(args []string) bool {
 		s.ui.setPrompt(s.cfg.Name + "> ")
 		s.ui.notice("Lines need a friend/ again.")
 	case len(args) > 1:
-		s.problem("usage: /to FRIEND, or /to alone to end it")
+		s.problem("usage: /to FRIEND or /to @GROUP, or /to alone to end it")
 	case args[0] == s.cfg.Name:
 		s.problem(network.ErrSelf.Error())
+	case strings.HasPrefix(args[0], "@"):
+		if g := args[0][1:]; g != network.AllGroup && !slices.Contains(s.groupNames(), g) {
+			s.problem(fmt.Sprintf("unknown group %q: your groups are %s", Sanitize(args[0]), groupList(s.groupNames())))
+			return false
+		}
+		s.to = args[0]
+		s.ui.setPrompt(s.cfg.Name + " → " + s.to + "> ")
+		s.ui.notice(fmt.Sprintf("Every line now goes to %s; NAME/ still writes to NAME, and /to alone ends it.", s.to))
 	case !slices.Contains(s.cfg.Friends, args[0]):
 		s.problem(fmt.Sprintf("unknown friend %q: your friends are %s", Sanitize(args[0]), strings.Join(s.cfg.Friends, ", ")))
 	default:
@@ -174,6 +187,11 @@ func (s *Shell) peers([]string) bool {
 		} else {
 			fmt.Fprintf(tw, "%s\t%s (%s)\n", p.Name, p.ID, p.Pinned)
 		}
+	}
+	fmt.Fprintln(tw, "\nGROUP\tMEMBERS")
+	fmt.Fprintf(tw, "@%s\tevery friend\n", network.AllGroup)
+	for _, g := range s.cfg.Groups {
+		fmt.Fprintf(tw, "@%s\t%s\n", g.Name, strings.Join(g.Members, ", "))
 	}
 	tw.Flush()
 	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))

@@ -2,11 +2,12 @@ package shell
 
 import "strings"
 
-// completer completes friend names at the start of a line ("bo" gives
-// "bob/") and command names after a leading '/'. It implements
-// readline.AutoCompleter.
+// completer completes friend and group names at the start of a line ("bo"
+// gives "bob/", "@t" gives "@trip/") and command names after a leading
+// '/'. It implements readline.AutoCompleter.
 type completer struct {
 	friends  []string
+	groups   []string // with their '@', @all included
 	commands []string
 }
 
@@ -23,7 +24,7 @@ func (c completer) Do(line []rune, pos int) ([][]rune, int) {
 			}
 		}
 	case !strings.ContainsAny(prefix, "/ \t"):
-		for _, f := range c.friends {
+		for _, f := range append(c.friends[:len(c.friends):len(c.friends)], c.groups...) {
 			if strings.HasPrefix(f, prefix) {
 				out = append(out, []rune(f[len(prefix):]+"/"))
 			}

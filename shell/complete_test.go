@@ -6,7 +6,7 @@ import (
 )
 
 func TestCompleter(t *testing.T) {
-	c := completer{friends: []string{"bob", "bonnie", "carol"}, commands: []string{"help", "peers", "quit"}}
+	c := completer{friends: []string{"bob", "bonnie", "carol"}, groups: []string{"@all", "@trip", "@team"}, commands: []string{"help", "peers", "quit"}}
 	for _, tc := range []struct {
 		line string
 		pos  int
@@ -16,7 +16,12 @@ func TestCompleter(t *testing.T) {
 		{"bo", 2, []string{"b/", "nnie/"}, 2},
 		{"bon", 3, []string{"nie/"}, 3},
 		{"c", 1, []string{"arol/"}, 1},
-		{"", 0, []string{"bob/", "bonnie/", "carol/"}, 0},
+		{"", 0, []string{"bob/", "bonnie/", "carol/", "@all/", "@trip/", "@team/"}, 0},
+		{"@t", 2, []string{"rip/", "eam/"}, 2},
+		{"@tr", 3, []string{"ip/"}, 3},
+		{"@", 1, []string{"all/", "trip/", "team/"}, 1},
+		{"@x", 2, nil, 2},
+		{"@trip/hi", 8, nil, 8},
 		{"x", 1, nil, 1},
 		{"bob/hi", 6, nil, 6},
 		{"bo and more", 2, []string{"b/", "nnie/"}, 2},

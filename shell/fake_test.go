@@ -91,6 +91,18 @@ func (f *fakeNet) Send(to, text string) (uint64, error) {
 	return uint64(len(f.sends)), nil
 }
 
+// SendGroup records the send as one to "@group" and answers like Send.
+func (f *fakeNet) SendGroup(group, text string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	defer f.changes.notify()
+	f.sends = append(f.sends, fakeSend{"@" + group, text})
+	if f.sendErr != nil {
+		return nil, f.sendErr
+	}
+	return nil, nil
+}
+
 func (f *fakeNet) Status() []network.FriendStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -34,6 +34,13 @@ func parseLine(line, self string, friends []string) (action, error) {
 // line that starts with '/' is a command; any other goes to that friend,
 // whole.
 func parseLineTo(line, self string, friends []string, current string) (action, error) {
+	return parseAddressed(line, self, friends, nil, current)
+}
+
+// parseAddressed is parseLineTo where a line may also start with @GROUP/,
+// GROUP one of groups or network.AllGroup, to write to a group; its
+// sendAction's to is then "@GROUP". current may be "@GROUP" too.
+func parseAddressed(line, self string, friends, groups []string, current string) (action, error) {
 	trimmed := strings.TrimLeft(line, " \t")
 	if strings.TrimSpace(trimmed) == "" {
 		return nil, nil
@@ -47,7 +54,13 @@ func parseLineTo(line, self string, friends []string, current string) (action, e
 	}
 	to, text, ok := strings.Cut(line, "/")
 	to = strings.TrimSpace(to)
-	if current != "" && (!ok || to != self && !slices.Contains(friends, to)) {
+	known := func(to string) bool {
+		if g, ok := strings.CutPrefix(to, "@"); ok {
+			return g == network.AllGroup || slices.Contains(groups, g)
+		}
+		return to == self || slices.Contains(friends, to)
+	}
+	if current != "" && (!ok || !known(to)) {
 		to, text, ok = current, line, true
 	}
 	if !ok {
@@ -56,7 +69,9 @@ func parseLineTo(line, self string, friends []string, current string) (action, e
 	switch {
 	case to == self:
 		return nil, network.ErrSelf
-	case !slices.Contains(friends, to):
+	case strings.HasPrefix(to, "@") && !known(to):
+		return nil, fmt.Errorf("unknown group %q: your groups are %s", to, groupList(groups))
+	case !strings.HasPrefix(to, "@") && !slices.Contains(friends, to):
 		return nil, fmt.Errorf("unknown friend %q: your friends are %s", to, strings.Join(friends, ", "))
 	case text == "":
 		return nil, fmt.Errorf("%w: write something after the '/'", network.ErrEmptyMessage)
@@ -65,6 +80,15 @@ func parseLineTo(line, self string, friends []string, current string) (action, e
 		return nil, fmt.Errorf("%w; nothing was sent", err)
 	}
 	return sendAction{to: to, text: text}, nil
+}
+
+// groupList lists @all and groups for a line: "@all, @trip".
+func groupList(groups []string) string {
+	out := []string{"@" + network.AllGroup}
+	for _, g := range groups {
+		out = append(out, "@"+g)
+	}
+	return strings.Join(out, ", ")
 }
 
 func example(friends []string) string {

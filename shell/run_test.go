@@ -42,6 +42,7 @@ type runOptions struct {
 	input    io.Reader           // instead of a pipe the test types into
 	setup    func(h *runHarness) // sets the fake's canned results, before Run starts
 	buffered []network.Event     // waiting on the events channel when Run starts
+	groups   []network.Group     // the table's groups
 }
 
 // startRun starts Run; the test's cleanup stops it and checks that it
@@ -69,6 +70,7 @@ func startRun(t *testing.T, o runOptions) *runHarness {
 	sh, err := shell.New(shell.Config{
 		Name:     "alice",
 		Friends:  runFriends,
+		Groups:   o.groups,
 		Net:      h.net,
 		In:       in,
 		Out:      h.out,
@@ -582,6 +584,9 @@ func TestRunCommands(t *testing.T) {
 				line("bob", idBob.String()+" (pinned by the table)"),
 				line("carol", "not yet pinned"),
 				line("dave", idOther.String()+" (pinned on first use)"),
+				line(),
+				line("GROUP", "MEMBERS"),
+				line("@all", "every friend"),
 			},
 		},
 		{
@@ -631,6 +636,7 @@ func TestRunCommands(t *testing.T) {
 			lines: []string{"/help"},
 			errOut: [][]string{
 				line("Write friend/message to send a message, for example bob/hello."),
+				line("Write @group/message", "your groups are @all (every friend)."),
 				line("Tab completes"),
 				line("/help", "show this help"),
 				line("/peers", "list your friends"),
@@ -638,7 +644,7 @@ func TestRunCommands(t *testing.T) {
 				line("/whoami", "your name and identity"),
 				line("/forget NAME", "forget the identity"),
 				line("/accept NAME ID", "pin ID for NAME"),
-				line("/to [FRIEND]", "send every line to FRIEND"),
+				line("/to [FRIEND|@GROUP]", "send every line to FRIEND or @GROUP"),
 				line("/quit", "leave p2pchat"),
 			},
 		},

@@ -14,6 +14,7 @@ import (
 // Network is what the shell needs of the network: a *network.Node.
 type Network interface {
 	Send(to, text string) (uint64, error)
+	SendGroup(group, text string) ([]string, error)
 	Status() []network.FriendStatus
 	Events() <-chan network.Event
 	ID() network.ID
@@ -25,8 +26,9 @@ type Network interface {
 
 // Config configures a Shell.
 type Config struct {
-	Name    string   // the person's own name, shown in the prompt
-	Friends []string // everyone the person can write to, in table order
+	Name    string          // the person's own name, shown in the prompt
+	Friends []string        // everyone the person can write to, in table order
+	Groups  []network.Group // the table's groups, @all not among them
 	Net     Network
 
 	// Terminal selects readline on the process's terminal (stdin and
@@ -107,7 +109,10 @@ func New(cfg Config) (*Shell, error) {
 }
 
 func (s *Shell) completer() completer {
-	c := completer{friends: s.cfg.Friends}
+	c := completer{friends: s.cfg.Friends, groups: []string{"@" + network.AllGroup}}
+	for _, g := range s.cfg.Groups {
+		c.groups = append(c.groups, "@"+g.Name)
+	}
 	for _, cmd := range commands {
 		c.commands = append(c.commands, cmd.name)
 	}
@@ -273,14 +278,18 @@ func (s *Shell) settle() {
 
 // handle acts on one typed line and reports whether the person asked to quit.
 func (s *Shell) handle(line string) (quit bool) {
-	a, err := parseLineTo(line, s.cfg.Name, s.cfg.Friends, s.to)
+	a, err := parseAddressed(line, s.cfg.Name, s.cfg.Friends, s.groupNames(), s.to)
 	if err != nil {
 		s.problem(err.Error())
 		return false
 	}
 	switch a := a.(type) {
 	case sendAction:
-		if _, err := s.cfg.Net.Send(a.to, a.text); err != nil {
+		if g, ok := strings.CutPrefix(a.to, "@"); ok {
+			if _, err := s.cfg.Net.SendGroup(g, a.text); err != nil {
+				s.problem(fmt.Sprintf("not sent to %s: %v", a.to, err))
+			}
+		} else if _, err := s.cfg.Net.Send(a.to, a.text); err != nil {
 			s.problem(fmt.Sprintf("not sent to %s: %v", a.to, err))
 		}
 	case commandAction:
@@ -292,6 +301,15 @@ func (s *Shell) handle(line string) (quit bool) {
 		s.problem(fmt.Sprintf("unknown command /%s: /help lists the commands", Sanitize(a.name)))
 	}
 	return false
+}
+
+// groupNames returns the names of the table's groups, without '@'.
+func (s *Shell) groupNames() []string {
+	var out []string
+	for _, g := range s.cfg.Groups {
+		out = append(out, g.Name)
+	}
+	return out
 }
 
 // problem shows a problem in one line. With piped input, one about a line
@@ -308,7 +326,15 @@ func (s *Shell) problem(line string) {
 func (s *Shell) render(ev network.Event) {
 	switch ev := ev.(type) {
 	case network.MessageReceived:
-		s.ui.message(fmt.Sprintf("Message from %s: %s%s", s.paint.Name(ev.From), Sanitize(ev.Text), lateness(ev.Sent, time.Now())))
+		to := ""
+		if ev.Group != "" {
+			to = " to @" + ev.Group
+		}
+		s.ui.message(fmt.Sprintf("Message from %s%s: %s%s", s.paint.Name(ev.From), to, Sanitize(ev.Text), lateness(ev.Sent, time.Now())))
+	case network.GroupReport:
+		s.renderGroupReport(ev)
+	case network.MessageRefused:
+		s.problem(Sanitize(fmt.Sprintf("WARNING: %s sent a message to @%s, not shown: %v. Are your tables the same?", ev.From, ev.Group, ev.Err)))
 	case network.MessageQueued:
 		var idErr *network.IdentityError
 		if errors.As(ev.Err, &idErr) {
@@ -316,16 +342,27 @@ func (s *Shell) render(ev network.Event) {
 			return
 		}
 		line := fmt.Sprintf("%s is offline: queued, %d waiting", ev.To, ev.Waiting)
+		if ev.Group != "" {
+			line = fmt.Sprintf("%s is offline: the copy for @%s is queued, %d waiting", ev.To, ev.Group, ev.Waiting)
+		}
 		if ev.Err != nil {
 			line += " (" + Sanitize(ev.Err.Error()) + ")"
 		}
 		s.ui.notice(s.paint.Faint(line))
 	case network.MessageDelivered:
-		if ev.WasQueued {
-			s.ui.notice(s.paint.Faint(fmt.Sprintf("Delivered to %s: %q (written %s)", ev.To, Sanitize(abbreviate(ev.Text, 40)), when(ev.Sent))))
+		to := ev.To
+		if ev.Group != "" {
+			to += " (@" + ev.Group + ")"
+		}
+		if ev.WasQueued || ev.Group != "" {
+			s.ui.notice(s.paint.Faint(fmt.Sprintf("Delivered to %s: %q (written %s)", to, Sanitize(abbreviate(ev.Text, 40)), when(ev.Sent))))
 		}
 	case network.MessageFailed:
-		line := fmt.Sprintf("cannot record the message to %s (%q): %s", ev.To, Sanitize(abbreviate(ev.Text, 40)), Sanitize(ev.Err.Error()))
+		to := ev.To
+		if ev.Group != "" {
+			to += "'s copy for @" + ev.Group
+		}
+		line := fmt.Sprintf("cannot record the message to %s (%q): %s", to, Sanitize(abbreviate(ev.Text, 40)), Sanitize(ev.Err.Error()))
 		if ev.Written {
 			line += fmt.Sprintf("; it is not kept, and %s may have received it", ev.To)
 		} else {
@@ -351,6 +388,41 @@ func (s *Shell) render(ev network.Event) {
 		s.ui.notice(s.paint.Faint(fmt.Sprintf("First contact with %s: pinned identity %s. Check it against what %s's /whoami shows.", ev.Name, ev.ID, ev.Name)))
 	case network.ConnUp, network.ConnDown:
 		// Quiet: /peers shows connection state.
+	}
+}
+
+// renderGroupReport shows in one line how a message to a group went, once
+// every copy is delivered, queued or failed: "Delivered to @trip (bob,
+// carol): …" when all have it, else who has it and who waits. A queued
+// copy gets its own "Delivered to carol (@trip)" line when it arrives.
+func (s *Shell) renderGroupReport(ev network.GroupReport) {
+	text := Sanitize(abbreviate(ev.Text, 40))
+	all := len(ev.Delivered) + len(ev.Queued) + len(ev.Failed)
+	if len(ev.Delivered) == all {
+		s.ui.notice(s.paint.Faint(fmt.Sprintf("Delivered to @%s (%s): %q", ev.Group, strings.Join(ev.Delivered, ", "), text)))
+		return
+	}
+	var parts []string
+	if len(ev.Delivered) > 0 {
+		parts = append(parts, fmt.Sprintf("delivered to %d of %d (%s)", len(ev.Delivered), all, strings.Join(ev.Delivered, ", ")))
+	}
+	if len(ev.Queued) > 0 {
+		parts = append(parts, fmt.Sprintf("queued for %s (offline)", strings.Join(ev.Queued, ", ")))
+	}
+	for _, m := range ev.Failed {
+		parts = append(parts, fmt.Sprintf("not recorded for %s (%v), so not sent again", m, ev.Why[m]))
+	}
+	line := Sanitize(fmt.Sprintf("@%s: %s: %q", ev.Group, strings.Join(parts, "; "), text))
+	if len(ev.Failed) > 0 {
+		s.problem(line)
+	} else {
+		s.ui.notice(s.paint.Faint(line))
+	}
+	for _, m := range ev.Queued {
+		var idErr *network.IdentityError
+		if errors.As(ev.Why[m], &idErr) {
+			s.identityWarning("to", m+"'s address "+friendAddr(ev.Why[m]), idErr, "copy for @"+ev.Group+" queued")
+		}
 	}
 }
 
