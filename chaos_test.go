@@ -1,7 +1,9 @@
 package main
 
-// TestChaos: three instances write to each other while one of them is
-// killed (SIGKILL) every round and restarted on the same data directory.
+// TestChaos: three instances write to each other, and to the groups @all
+// and @duo, while one of them is killed (SIGKILL) every round and
+// restarted on the same data directory. A message to a group is one copy
+// per member, each held to the same rules as a message to one friend.
 // Every message that its sender recorded must be displayed by its receiver,
 // in order, across all of the receiver's runs, and once. Two exceptions
 // are allowed, the two windows the README owns up to: a message whose
@@ -30,11 +32,13 @@ const chaosSeed = 20240917
 // chaosRounds is how many rounds of sends and one kill TestChaos runs.
 const chaosRounds = 12
 
-// chaosMsg is one line written to a sender's stdin, friend/text.
+// chaosMsg is one line written to a sender's stdin, friend/text, or one
+// member's copy of a line @group/text.
 type chaosMsg struct {
 	from, to string
-	n        int    // the pair's counter: increasing in the order written
-	text     string // "from FROM #N", unique in the test
+	group    string // the group the line was written to, if any
+	n        int    // the sender's counter: increasing in the order written
+	text     string // "from FROM #N", unique per receiver in the test
 	run      int    // which run of the sender it was written to (1 is the first)
 	// confirmed: the sender's /history showed it, so it is in the sender's
 	// database. Otherwise the sender was killed before we could tell, and
@@ -58,7 +62,7 @@ type chaosHarness struct {
 	flags []string
 	nodes map[string]*chaosNode
 	names []string
-	count map[[2]string]int // written so far, per (from, to)
+	count map[string]int // lines written so far, per sender
 	msgs  []*chaosMsg
 	// killed are the runs ended by SIGKILL.
 	killed map[*process]bool
@@ -92,24 +96,57 @@ func chaosKill(p *process) error {
 	}
 }
 
-// write writes the next message from -> to and returns it.
-func (h *chaosHarness) write(from, to string) *chaosMsg {
+// chaosGroups are the groups of TestChaos's table, by name, with their
+// members; @all is every name.
+var chaosGroups = map[string][]string{"duo": {"user_1", "user_2"}}
+
+// write writes the next line from -> to, where to is a friend or @group,
+// and returns the messages it makes: one, or a copy per member of the
+// group but from.
+func (h *chaosHarness) write(from, to string) []*chaosMsg {
 	h.t.Helper()
-	key := [2]string{from, to}
-	h.count[key]++
+	h.count[from]++
 	n := h.nodes[from]
-	m := &chaosMsg{from: from, to: to, n: h.count[key], run: len(n.runs)}
-	m.text = fmt.Sprintf("from %s #%d", from, m.n)
-	h.msgs = append(h.msgs, m)
-	n.p.send(h.t, to+"/"+m.text)
-	return m
+	text := fmt.Sprintf("from %s #%d", from, h.count[from])
+	dests, group := []string{to}, ""
+	if g, ok := strings.CutPrefix(to, "@"); ok {
+		group, dests = g, chaosGroups[g]
+		if g == "all" {
+			dests = h.names
+		}
+	}
+	var out []*chaosMsg
+	for _, d := range dests {
+		if d != from {
+			out = append(out, &chaosMsg{from: from, to: d, group: group, n: h.count[from], text: text, run: len(n.runs)})
+		}
+	}
+	h.msgs = append(h.msgs, out...)
+	n.p.send(h.t, to+"/"+text)
+	return out
+}
+
+// groupTag is how lines name m's group: " (@trip)", or nothing.
+func groupTag(m *chaosMsg) string {
+	if m.group == "" {
+		return ""
+	}
+	return " (@" + m.group + ")"
 }
 
 // historyLine is how the sender's /history shows m.
-func historyLine(m *chaosMsg) string { return "you → " + m.to + ": " + m.text + "  [" }
+func historyLine(m *chaosMsg) string { return "you → " + m.to + groupTag(m) + ": " + m.text + "  [" }
 
 // historyIn is how the receiver's /history shows m once recorded.
-func historyIn(m *chaosMsg) string { return m.from + " → you: " + m.text }
+func historyIn(m *chaosMsg) string { return m.from + " → you" + groupTag(m) + ": " + m.text }
+
+// shownLine is how the receiver shows m.
+func shownLine(m *chaosMsg) string {
+	if m.group == "" {
+		return messageFrom(m.from, m.text)
+	}
+	return "Message from " + m.from + " to @" + m.group + ": " + m.text
+}
 
 // history asks name's current run for its whole history with every friend
 // and waits until all of it is printed: /whoami after it is a marker, as
@@ -174,7 +211,7 @@ func (h *chaosHarness) around(m *chaosMsg) string {
 			if sm == nil || sm[1] != m.from {
 				continue
 			}
-			k, _ := strconv.Atoi(sm[3])
+			k, _ := strconv.Atoi(sm[4])
 			switch {
 			case k < m.n:
 				before = fmt.Sprintf("run %d of %s displayed #%d before it and %s", i+1, m.to, k, state)
@@ -225,7 +262,9 @@ func (h *chaosHarness) displayed(name string) []string {
 	return all
 }
 
-var chaosLine = regexp.MustCompile(`^Message from (\S+): from (\S+) #(\d+)(?: \(written [^)]*\))?$`)
+// chaosLine matches a message of the test: its sender, its group if any,
+// the sender named in the text, and the number.
+var chaosLine = regexp.MustCompile(`^Message from (\S+?)(?: to @(\S+))?: from (\S+) #(\d+)(?: \(written [^)]*\))?$`)
 
 func TestChaos(t *testing.T) {
 	seed := uint64(chaosSeed)
@@ -246,8 +285,11 @@ func TestChaos(t *testing.T) {
 		flags:  []string{"--ack-timeout", "1s"},
 		nodes:  make(map[string]*chaosNode),
 		names:  names,
-		count:  make(map[[2]string]int),
+		count:  make(map[string]int),
 		killed: make(map[*process]bool),
+	}
+	for g, members := range chaosGroups {
+		h.c.addGroups(t, "@"+g+" "+strings.Join(members, " "))
 	}
 	for _, name := range names {
 		h.nodes[name] = &chaosNode{name: name}
@@ -278,7 +320,8 @@ func TestChaos(t *testing.T) {
 		victim := alive[rng.IntN(len(alive))]
 		written := make(map[string][]*chaosMsg)
 		for _, from := range alive {
-			// A few messages to each friend, interleaved at random.
+			// A few messages to each friend and to the groups the
+			// sender is in, interleaved at random.
 			var dests []string
 			for _, to := range names {
 				if to != from {
@@ -287,13 +330,19 @@ func TestChaos(t *testing.T) {
 					}
 				}
 			}
+			for range 1 + rng.IntN(2) {
+				dests = append(dests, "@all")
+			}
+			if slices.Contains(chaosGroups["duo"], from) {
+				dests = append(dests, "@duo")
+			}
 			rng.Shuffle(len(dests), func(i, j int) { dests[i], dests[j] = dests[j], dests[i] })
 			if from == victim {
 				// Killed after a random number of its sends.
 				dests = dests[:rng.IntN(len(dests)+1)]
 			}
 			for _, to := range dests {
-				written[from] = append(written[from], h.write(from, to))
+				written[from] = append(written[from], h.write(from, to)...)
 			}
 		}
 
@@ -325,7 +374,7 @@ func TestChaos(t *testing.T) {
 		h.nodes[victim].p = nil
 		h.killed[vp] = true
 		hold := round < chaosRounds && rng.IntN(3) == 0
-		t.Logf("round %d: %s killed after %d of its sends and %v; %s", round, victim, len(written[victim]), delay,
+		t.Logf("round %d: %s killed after %d of its messages (a copy per group member) and %v; %s", round, victim, len(written[victim]), delay,
 			map[bool]string{true: "kept down for a round", false: "restarted"}[hold])
 
 		// Whoever was kept down since the last round comes back, after its
@@ -356,9 +405,10 @@ func TestChaos(t *testing.T) {
 	for _, from := range names {
 		for _, to := range names {
 			if to != from {
-				final[from] = append(final[from], h.write(from, to))
+				final[from] = append(final[from], h.write(from, to)...)
 			}
 		}
+		final[from] = append(final[from], h.write(from, "@all")...)
 	}
 	// The database of each sender's last run decides the uncertain ones.
 	inDB := make(map[*chaosMsg]bool)
@@ -387,7 +437,13 @@ func TestChaos(t *testing.T) {
 			required[m.to] = append(required[m.to], m)
 		}
 	}
-	t.Logf("%d messages written, %d of them uncertain (sender killed), of which %d were recorded", len(h.msgs), uncertain, recorded)
+	copies := 0
+	for _, m := range h.msgs {
+		if m.group != "" {
+			copies++
+		}
+	}
+	t.Logf("%d messages written, %d of them copies of group messages; %d uncertain (sender killed), of which %d were recorded", len(h.msgs), copies, uncertain, recorded)
 
 	// Wait until every required message is displayed. Polling: the output
 	// is spread over several runs' streams.
@@ -395,7 +451,7 @@ func TestChaos(t *testing.T) {
 		shown := h.displayed(to)
 		var out []*chaosMsg
 		for _, m := range required[to] {
-			if !slices.Contains(shown, messageFrom(m.from, m.text)) {
+			if !slices.Contains(shown, shownLine(m)) {
 				out = append(out, m)
 			}
 		}
@@ -453,11 +509,11 @@ func TestChaos(t *testing.T) {
 		for _, d := range h.displayedByRun(to) {
 			l := d.line
 			sm := chaosLine.FindStringSubmatch(l)
-			if sm == nil || sm[1] != sm[2] {
+			if sm == nil || sm[1] != sm[3] {
 				t.Errorf("%s displayed a line that is no message of this test: %q", to, l)
 				continue
 			}
-			from, num := sm[1], sm[3]
+			from, num := sm[1], sm[4]
 			text := "from " + from + " #" + num
 			n, _ := strconv.Atoi(num)
 			m := byText[[2]string{to, text}]
@@ -465,6 +521,8 @@ func TestChaos(t *testing.T) {
 			case m == nil:
 				t.Errorf("%s displayed %q, which was never written to %s", to, l, from)
 				continue
+			case m.group != sm[2]:
+				t.Errorf("%s displayed %q, which was written to %q, as written to %q", to, l, "@"+m.group, "@"+sm[2])
 			case !inDB[m] && m.confirmed:
 				t.Errorf("%s displayed %q, which %s's database does not have", to, l, from)
 			case !inDB[m]:
