@@ -100,6 +100,9 @@ func FuzzAuthenticatedConn(f *testing.F) {
 	seed(fuzzNoHello, frames(wire.Hello{Version: wire.Version, Name: "carol"}))                                          // not the certificate's name
 	seed(fuzzNoHello, frames(wire.Hello{Version: wire.Version, Name: "bob"}))
 	seed(fuzzNoHello, frames(wire.Hello{Version: 1, Name: "alice"}))
+	seed(fuzzNoHello, frames(wire.Hello{Version: 2, Name: "alice"}))
+	seed(fuzzAfterHello, frames(wire.Message{Stream: testStream, Seq: 1, Group: AllGroup, Text: "to all"}))
+	seed(fuzzAfterHello, frames(wire.Message{Stream: testStream, Seq: 1, Group: "trip", Text: "no such group"}, wire.Message{Stream: testStream, Seq: 2, Text: "after it"}))
 	seed(fuzzAfterHello, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	seed(fuzzNoHello, []byte{0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5})
 
