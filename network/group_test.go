@@ -3,8 +3,11 @@ package network
 import (
 	"bufio"
 	"errors"
+	"fmt"
+	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,6 +265,60 @@ func TestGroupTagRefused(t *testing.T) {
 			}
 		case <-deadline.C:
 			t.Fatal("the message after the refused one was not shown")
+		}
+	}
+}
+
+// On a full disk, a group message whose copies cannot be recorded gets one
+// report that names every member it failed for, and nothing goes out.
+func TestGroupOnAFullDisk(t *testing.T) {
+	checkNoLeaks(t)
+	names := []string{"alice", "bob", "carol"}
+	tab := groupTable(t, names, Group{"trip", names})
+	disk := smallDisk(t, 2<<20)
+	db := openStoreIn(t, disk)
+	alice := startNode(t, tab, "alice", withStore(db))
+	bob, carol := startNode(t, tab, "bob"), startNode(t, tab, "carol")
+	filler := fill(t, disk)
+	// Until a write fails, a message goes out while it is recorded.
+	for i := 0; ; i++ {
+		if _, err := alice.SendGroup("trip", fmt.Sprintf("filling %d", i)); err != nil {
+			t.Fatal(err)
+		}
+		r := waitFor[GroupReport](t, alice, nil)
+		if len(r.Failed) > 0 {
+			break
+		}
+	}
+	if _, err := alice.SendGroup("trip", "while full"); err != nil {
+		t.Fatal(err)
+	}
+	r := waitFor[GroupReport](t, alice, nil)
+	if r.Text != "while full" || !slices.Equal(r.Failed, []string{"bob", "carol"}) || r.Delivered != nil || r.Queued != nil {
+		t.Fatalf("report %+v, want failed for bob and carol", r)
+	}
+	for _, m := range r.Failed {
+		if !errors.Is(r.Why[m], ErrNoSpace) {
+			t.Errorf("failed for %s because of %v, want no space", m, r.Why[m])
+		}
+	}
+	// Nothing of it went out, and groups work again once there is space.
+	os.Remove(filler)
+	if _, err := alice.SendGroup("trip", "after"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, alice, func(r GroupReport) bool {
+		return r.Text == "after" && slices.Equal(r.Delivered, []string{"bob", "carol"})
+	})
+	for _, n := range []*Node{bob, carol} {
+		for {
+			m := waitFor[MessageReceived](t, n, nil)
+			if m.Text == "after" {
+				break
+			}
+			if !strings.HasPrefix(m.Text, "filling") {
+				t.Errorf("%s got %q, which was not recorded", n.Name(), m.Text)
+			}
 		}
 	}
 }
