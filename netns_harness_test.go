@@ -3,7 +3,8 @@
 package main
 
 // The network namespaces of the tests that need them (partition_test.go,
-// netem_test.go, slowlink_test.go): two namespaces joined by a veth pair,
+// netem_test.go, slowlink_test.go; nat_harness_test.go builds a larger
+// world with these helpers): two namespaces joined by a veth pair,
 // and instances of p2pchat running in them. They need root and ip(8) from
 // iproute2.
 
@@ -149,16 +150,23 @@ type nsInstance struct {
 // It is killed when the test ends.
 func (n *netnsPair) start(t *testing.T, i int, name, peersFile, dataDir string, flags ...string) *nsInstance {
 	t.Helper()
-	args := []string{"netns", "exec", n.ns[i], binary, "--peers", peersFile, "--data-dir", dataDir}
+	return startInNetns(t, n.ip, n.ns[i], n.addr[i].Addr(), name, peersFile, dataDir, flags...)
+}
+
+// startInNetns runs name in namespace ns, stdin a pipe, and waits for its
+// greeting on addr, port 50000. It is killed when the test ends.
+func startInNetns(t *testing.T, ip, ns string, addr netip.Addr, name, peersFile, dataDir string, flags ...string) *nsInstance {
+	t.Helper()
+	args := []string{"netns", "exec", ns, binary, "--peers", peersFile, "--data-dir", dataDir}
 	args = append(append(args, flags...), name)
 	// ip netns exec execs the binary in place; its own process group lets
 	// the cleanup kill whatever it might have started too.
-	cmd := exec.Command(n.ip, args...)
+	cmd := exec.Command(ip, args...)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &nsInstance{process: startCmd(t, name, cmd), name: name}
 	p.dataDir = dataDir
-	p.stderr.waitLine(t, "listening on "+net.JoinHostPort(n.addr[i].Addr().String(), "50000"))
+	p.stderr.waitLine(t, "listening on "+net.JoinHostPort(addr.String(), "50000"))
 	return p
 }
 
