@@ -204,19 +204,21 @@ func runPartition(t *testing.T, ip string, pc partitionCase) {
 }
 
 // withoutPeersTables returns lines without the tables that /peers prints:
-// a header, a row per friend, a blank line, a header, a row per friend.
+// a header, a row per friend, a blank line, a header, a row per friend, a
+// blank line, a header, a row per @group.
 func withoutPeersTables(lines []string, names []string) []string {
 	var out []string
+	isHeader := func(l string) bool { return strings.HasPrefix(l, "FRIEND ") || strings.HasPrefix(l, "GROUP ") }
 	isRow := func(l string) bool {
 		f := strings.Fields(l)
-		return len(f) >= 2 && slices.Contains(names, f[0]) && !strings.HasPrefix(f[1], "is")
+		return len(f) >= 2 && (slices.Contains(names, f[0]) && !strings.HasPrefix(f[1], "is") || strings.HasPrefix(f[0], "@"))
 	}
 	for i := 0; i < len(lines); i++ {
-		if !strings.HasPrefix(lines[i], "FRIEND ") {
+		if !isHeader(lines[i]) {
 			out = append(out, lines[i])
 			continue
 		}
-		for i+1 < len(lines) && (isRow(lines[i+1]) || lines[i+1] == "" || strings.HasPrefix(lines[i+1], "FRIEND ")) {
+		for i+1 < len(lines) && (isRow(lines[i+1]) || lines[i+1] == "" || isHeader(lines[i+1])) {
 			i++
 		}
 	}
