@@ -73,7 +73,7 @@ type natWorld struct {
 	home         map[string]int        // each friend's home network from 1; 0: public
 	routers      []natRouter           // home k's is routers[k-1]
 	dirs         map[string]string     // data directories
-	peersFile    string                // w.table(w.addr's): every friend at its own address
+	peersFile    string                // from table: every friend at its own address
 }
 
 // natRouter is one home network's router.
