@@ -166,6 +166,20 @@ func TestExitStatus(t *testing.T) {
 			stderr: `"user_9" is not in the table of friends`,
 		},
 		{
+			name:       "--id for a name not in the table",
+			args:       []string{"--peers", c.peersFile, "--data-dir", dataDir, "--id", "user_9"},
+			code:       2,
+			stderr:     `"user_9" is not in the table of friends; it has user_1, user_2`,
+			stderrOnly: true,
+		},
+		{
+			name:       "--id for a name not in the default table",
+			args:       []string{"--data-dir", dataDir, "--id", "alice"},
+			code:       2,
+			stderr:     `"alice" is not in the table of friends; it has user_1, user_2, user_3`,
+			stderrOnly: true,
+		},
+		{
 			name:   "no name",
 			args:   []string{"--peers", c.peersFile, "--data-dir", dataDir},
 			code:   2,

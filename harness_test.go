@@ -281,14 +281,24 @@ func makeChat(t testing.TB, pin bool, names ...string) *chat {
 }
 
 // idOf returns the identity that p2pchat --id prints for name in dir,
-// creating it if needed.
+// creating it if needed. --id wants name in the table, and the tables the
+// tests write pin the IDs that idOf finds: it passes a table of name alone.
 func idOf(t testing.TB, dir, name string) string {
 	t.Helper()
-	out, err := exec.Command(binary, "--data-dir", dir, "--id", name).Output()
+	peers := writeFile(t, "peers-"+name, fmt.Sprintf("%s 127.0.0.1 1\n", name))
+	out, err := exec.Command(binary, "--peers", peers, "--data-dir", dir, "--id", name).Output()
 	if err != nil {
-		t.Fatalf("p2pchat --data-dir %s --id %s: %v", dir, name, err)
+		t.Fatalf("p2pchat --peers %s --data-dir %s --id %s: %v", peers, dir, name, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// greetingLine is the greeting, on one line as piped stderr has it, of
+// name listening on addr, with friends (first in the table first) and no
+// groups.
+func greetingLine(name, addr string, friends ...string) string {
+	return fmt.Sprintf("p2pchat 0.2.0: %s, listening on %s. Your friends: %s. Write %s/hello to send %s a message; /help for help.",
+		name, addr, strings.Join(friends, ", "), friends[0], friends[0])
 }
 
 func (c *chat) addr(name string) string {

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,6 +121,25 @@ func run(args []string) (code int) {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
 		return exitUsage
 	}
+	if *check && !*showID {
+		return checkStore(*dataDir, name)
+	}
+
+	// NAME must be in the table, for --id too: an identity made for a
+	// name nobody has is a typo's.
+	table := network.DefaultTable()
+	if *peersFile != "" {
+		t, err := network.LoadTable(*peersFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "p2pchat:", err)
+			return exitUsage
+		}
+		table = t
+	}
+	if _, ok := table.Lookup(name); !ok {
+		fmt.Fprintf(os.Stderr, "p2pchat: %q is not in the table of friends; it has %s\n", name, strings.Join(table.Names(), ", "))
+		return exitUsage
+	}
 	if *showID {
 		dir, err := openDataDir(*dataDir, name)
 		if err != nil {
@@ -147,23 +167,6 @@ func run(args []string) (code int) {
 		return exitOK
 	}
 
-	if *check {
-		return checkStore(*dataDir, name)
-	}
-
-	table := network.DefaultTable()
-	if *peersFile != "" {
-		t, err := network.LoadTable(*peersFile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "p2pchat:", err)
-			return exitUsage
-		}
-		table = t
-	}
-	if _, ok := table.Lookup(name); !ok {
-		fmt.Fprintf(os.Stderr, "p2pchat: %q is not in the table of friends; it has %s\n", name, strings.Join(table.Names(), ", "))
-		return exitUsage
-	}
 	if *idle <= 0 || *ackTimeout <= 0 {
 		fmt.Fprintln(os.Stderr, "p2pchat: --idle-timeout and --ack-timeout must be positive")
 		return exitUsage
@@ -249,6 +252,10 @@ func run(args []string) (code int) {
 
 	friends := node.Friends()
 	terminal := shell.IsTerminal()
+	settings, err := loadSettings(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "p2pchat: %v; using the defaults (/time off, /bell on)\n", err)
+	}
 	sh, err := shell.New(shell.Config{
 		Name:         name,
 		Friends:      friends,
@@ -261,7 +268,9 @@ func run(args []string) (code int) {
 		HistoryFile:  filepath.Join(dir, "history"),
 		Color:        terminal && !*noColor && os.Getenv("NO_COLOR") == "",
 		ExitWhenDone: *exitWhenDone,
-		Greeting:     fmt.Sprintf("p2pchat %s: %s, listening on %s. Write friend/message; /help for help.", version, name, node.Addr()),
+		Greeting:     greeting(name, node.Addr().String(), friends, node.Groups(), terminal),
+		Settings:     settings,
+		SaveSettings: func(s shell.Settings) error { return saveSettings(dir, s) },
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "p2pchat:", err)
@@ -279,6 +288,31 @@ func run(args []string) (code int) {
 		return exitError
 	}
 	return exitOK
+}
+
+// greeting is the first thing the shell says: who you are, where you
+// listen, your friends and groups and how to write to them. On a terminal
+// it takes a line for each; for scripts, one line.
+func greeting(name, addr string, friends []string, groups []network.Group, terminal bool) string {
+	lines := []string{fmt.Sprintf("p2pchat %s: %s, listening on %s.", version, name, addr)}
+	if len(friends) == 0 {
+		lines = append(lines, "No friends in the table yet; /help for help.")
+	} else {
+		lines = append(lines, fmt.Sprintf("Your friends: %s. Write %s/hello to send %s a message; /help for help.", strings.Join(friends, ", "), friends[0], friends[0]))
+	}
+	names := []string{"@" + network.AllGroup}
+	for _, g := range groups {
+		if slices.Contains(g.Members, name) { // the others' refuse what we write
+			names = append(names, "@"+g.Name)
+		}
+	}
+	if len(names) > 1 {
+		lines = append(lines, fmt.Sprintf("Your groups: %s. Write %s/hello to send it to each member.", strings.Join(names, ", "), names[1]))
+	}
+	if terminal {
+		return strings.Join(lines, "\n")
+	}
+	return strings.Join(lines, " ")
 }
 
 // checkStore runs SQLite's integrity check on NAME's message database.

@@ -146,7 +146,7 @@ func TestMissingDatabaseNextToIdentity(t *testing.T) {
 				if tt.notice && run == 1 {
 					want = append(want, lost(dir))
 				}
-				want = append(want, "p2pchat 0.2.0: user_1, listening on "+c.addr("user_1")+". Write friend/message; /help for help.")
+				want = append(want, greetingLine("user_1", c.addr("user_1"), "user_2"))
 				if run == 2 {
 					want = append(want, "1 message(s) to user_2 wait from before; they go out as soon as user_2 can be reached.")
 				}

@@ -444,7 +444,7 @@ func TestFullDiskAtStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			u1 := c.startAs(t, "user_1")
-			want := []string{"p2pchat 0.2.0: user_1, listening on " + c.addr("user_1") + ". Write friend/message; /help for help."}
+			want := []string{greetingLine("user_1", c.addr("user_1"), "user_2")}
 			if tt.earlier {
 				want = append(want, "2 message(s) to user_2 wait from before; they go out as soon as user_2 can be reached.")
 			}

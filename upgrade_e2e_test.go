@@ -225,7 +225,7 @@ func TestUpgradeFromV1(t *testing.T) {
 			want.moved(name), filepath.Join(dir, "p2pchat.sqlite"), filepath.Join(dir, "old-store"))
 	}
 	greeting := func(name string) string {
-		return fmt.Sprintf("p2pchat 0.2.0: %s, listening on %s. Write friend/message; /help for help.", name, addrs[name])
+		return greetingLine(name, addrs[name], slices.DeleteFunc([]string{"alice", "bob", "carol"}, func(f string) bool { return f == name })...)
 	}
 	waitsLine := func(n int, friend string) string {
 		return fmt.Sprintf("%d message(s) to %s wait from before; they go out as soon as %s can be reached.", n, friend, friend)

@@ -24,25 +24,45 @@ func init() {
 	commands = []command{
 		{"help", "", "show this help", (*Shell).help},
 		{"peers", "", "list your friends, their identities and the connections with them", (*Shell).peers},
-		{"history", "FRIEND [N]", "show the last N (default 20) messages with FRIEND, both ways; /history @GROUP [N], those of a group", (*Shell).history},
+		{"history", "FRIEND [N]", "show the last N (default 20) messages with FRIEND, both ways", (*Shell).history},
 		{"whoami", "", "show your name and identity, for friends to pin", (*Shell).whoami},
-		{"forget", "NAME", "forget the identity pinned on first use for NAME; the next one waits for /accept", (*Shell).forget},
+		{"forget", "NAME", "forget the identity pinned on first use for NAME; the next waits for /accept", (*Shell).forget},
 		{"accept", "NAME ID", "pin ID for NAME after /forget, once NAME's /whoami shows it to you", (*Shell).accept},
-		{"to", "[FRIEND|@GROUP]", "send every line to FRIEND or @GROUP without writing FRIEND/ (a line with NAME/ still goes to NAME); /to alone ends it", (*Shell).talkTo},
+		{"to", "[FRIEND|@GROUP]", "send every line to FRIEND or @GROUP without writing NAME/; /to alone ends it", (*Shell).talkTo},
+		{"time", "on|off", "start every line with the time (HH:MM), or not; kept for the next run", (*Shell).setTime},
+		{"bell", "on|off", "ring the bell for a message while you are not typing, or not; kept", (*Shell).setBell},
 		{"quit", "", "leave p2pchat (Ctrl-D does the same)", func(*Shell, []string) bool { return true }},
 	}
 }
 
 func (s *Shell) help([]string) bool {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Write friend/message to send a message, for example %s/hello.\n", example(s.cfg.Friends))
-	fmt.Fprintf(&b, "Write @group/message to send it to each member of a group but you; your groups are %s.\n", strings.Replace(groupList(s.groupNames()), "@all", "@all (every friend)", 1))
-	fmt.Fprintf(&b, "Tab completes a friend's or a group's name; Up and Down go through what you typed before.\n")
+	fmt.Fprintf(&b, "Write friend/message to send a message, for example %s/hello; a message holds at most %d characters.\n", example(s.cfg.Friends), network.MaxMessageRunes)
+	fmt.Fprintf(&b, "Write @group/message to send it to every member but you; your groups are %s.\n", strings.Replace(groupList(s.groupNames()), "@all", "@all (every friend)", 1))
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  /%-18s %s\n", c.name+" "+c.args, c.help)
 	}
+	for i, keys := range helpKeys {
+		head := "Keys: "
+		if i > 0 {
+			head = "      "
+		}
+		end := ";"
+		if i == len(helpKeys)-1 {
+			end = "."
+		}
+		fmt.Fprintf(&b, "%s%s%s\n", head, strings.Join(keys, "; "), end)
+	}
 	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))
 	return false
+}
+
+// helpKeys are the keys /help lists, with what they do, a line of them
+// each.
+var helpKeys = [][]string{
+	{"Tab completes a name, a command or its friend", "Up and Down recall what you typed"},
+	{"Ctrl-R searches it", "Home and End go to the ends of the line", "Ctrl-L clears the screen"},
+	{"Ctrl-C clears the line", "Ctrl-D on an empty line leaves"},
 }
 
 // defaultHistory is how many messages /history shows without N.
@@ -63,12 +83,8 @@ func (s *Shell) history(args []string) bool {
 		return false
 	}
 	friend := args[0]
-	if g, ok := strings.CutPrefix(friend, "@"); ok {
-		s.groupHistory(g, n)
-		return false
-	}
 	if !slices.Contains(s.cfg.Friends, friend) {
-		s.problem(fmt.Sprintf("unknown friend %q: your friends are %s", Sanitize(friend), strings.Join(s.cfg.Friends, ", ")))
+		s.problem(Sanitize(unknownFriend(friend, s.cfg.Friends).Error()))
 		return false
 	}
 	recs, err := s.cfg.Net.History(friend, n)
@@ -100,43 +116,6 @@ func (s *Shell) history(args []string) bool {
 	return false
 }
 
-// groupHistory shows the last n messages of group (without '@'): ours
-// once each, with who has it, and the members'.
-func (s *Shell) groupHistory(group string, n int) {
-	if group != network.AllGroup && !slices.Contains(s.groupNames(), group) {
-		s.problem(fmt.Sprintf("unknown group %q: your groups are %s", Sanitize("@"+group), groupList(s.groupNames())))
-		return
-	}
-	recs, err := s.cfg.Net.GroupHistory(group, n)
-	if err != nil {
-		s.problem(fmt.Sprintf("cannot read the history of @%s: %v", group, err))
-		return
-	}
-	if len(recs) == 0 {
-		s.ui.notice(fmt.Sprintf("No messages in @%s yet.", group))
-		return
-	}
-	var b strings.Builder
-	for _, r := range recs {
-		if r.From != "" {
-			fmt.Fprintf(&b, "%s  %s → @%s: %s\n", when(r.At), s.paint.Name(r.From), group, Sanitize(r.Text))
-			continue
-		}
-		state := "delivered"
-		if len(r.Delivered) < len(r.To) {
-			var waiting []string
-			for _, m := range r.To {
-				if !slices.Contains(r.Delivered, m) {
-					waiting = append(waiting, m)
-				}
-			}
-			state = fmt.Sprintf("delivered to %d of %d; waiting: %s", len(r.Delivered), len(r.To), strings.Join(waiting, ", "))
-		}
-		fmt.Fprintf(&b, "%s  you → @%s: %s  [%s]\n", when(r.Sent), group, Sanitize(r.Text), state)
-	}
-	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))
-}
-
 func (s *Shell) whoami([]string) bool {
 	s.ui.notice(fmt.Sprintf("You are %s, identity %s", s.cfg.Name, s.cfg.Net.ID()))
 	return false
@@ -146,7 +125,7 @@ func (s *Shell) talkTo(args []string) bool {
 	switch {
 	case len(args) == 0:
 		s.to = ""
-		s.ui.setPrompt(s.cfg.Name + "> ")
+		s.updatePrompt()
 		s.ui.notice("Lines need a friend/ again.")
 	case len(args) > 1:
 		s.problem("usage: /to FRIEND or /to @GROUP, or /to alone to end it")
@@ -154,17 +133,17 @@ func (s *Shell) talkTo(args []string) bool {
 		s.problem(network.ErrSelf.Error())
 	case strings.HasPrefix(args[0], "@"):
 		if g := args[0][1:]; g != network.AllGroup && !slices.Contains(s.groupNames(), g) {
-			s.problem(fmt.Sprintf("unknown group %q: your groups are %s", Sanitize(args[0]), groupList(s.groupNames())))
+			s.problem(Sanitize(unknownGroup(args[0], s.groupNames()).Error()))
 			return false
 		}
 		s.to = args[0]
-		s.ui.setPrompt(s.cfg.Name + " → " + s.to + "> ")
+		s.updatePrompt()
 		s.ui.notice(fmt.Sprintf("Every line now goes to %s; NAME/ still writes to NAME, and /to alone ends it.", s.to))
 	case !slices.Contains(s.cfg.Friends, args[0]):
-		s.problem(fmt.Sprintf("unknown friend %q: your friends are %s", Sanitize(args[0]), strings.Join(s.cfg.Friends, ", ")))
+		s.problem(Sanitize(unknownFriend(args[0], s.cfg.Friends).Error()))
 	default:
 		s.to = args[0]
-		s.ui.setPrompt(s.cfg.Name + " → " + s.to + "> ")
+		s.updatePrompt()
 		s.ui.notice(fmt.Sprintf("Every line now goes to %s; NAME/ still writes to NAME, and /to alone ends it.", s.to))
 	}
 	return false
@@ -173,6 +152,10 @@ func (s *Shell) talkTo(args []string) bool {
 func (s *Shell) forget(args []string) bool {
 	if len(args) != 1 {
 		s.problem("usage: /forget NAME")
+		return false
+	}
+	if !slices.Contains(s.cfg.Friends, args[0]) {
+		s.problem(Sanitize(unknownFriend(args[0], s.cfg.Friends).Error()))
 		return false
 	}
 	id, err := s.cfg.Net.Forget(args[0])

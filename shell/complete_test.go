@@ -6,7 +6,9 @@ import (
 )
 
 func TestCompleter(t *testing.T) {
-	c := completer{friends: []string{"bob", "bonnie", "carol"}, groups: []string{"@all", "@trip", "@team"}, commands: []string{"help", "peers", "quit"}}
+	friends := []string{"bob", "bonnie", "carol"}
+	groups := []string{"@all", "@trip", "@team"}
+	c := completer{friends: friends, groups: groups, commands: []string{"help", "peers", "quit", "to"}, args: map[string][]string{"to": append(friends, groups...)}}
 	for _, tc := range []struct {
 		line string
 		pos  int
@@ -26,8 +28,17 @@ func TestCompleter(t *testing.T) {
 		{"bob/hi", 6, nil, 6},
 		{"bo and more", 2, []string{"b/", "nnie/"}, 2},
 		{"/he", 3, []string{"lp "}, 3},
-		{"/", 1, []string{"help ", "peers ", "quit "}, 1},
+		{"/", 1, []string{"help ", "peers ", "quit ", "to "}, 1},
 		{"/help x", 7, nil, 7},
+		// A command's argument.
+		{"/to ", 4, []string{"bob ", "bonnie ", "carol ", "@all ", "@trip ", "@team "}, 0},
+		{"/to @tr", 7, []string{"ip "}, 3},
+		{"/to bo", 6, []string{"b ", "nnie "}, 2},
+		{"/to c", 5, []string{"arol "}, 1},
+		{"/to x", 5, nil, 5},
+		{"/to bob x", 9, nil, 9}, // only the first argument
+		{"/help b", 7, nil, 7},   // a command without friend arguments
+		{"/to bob/hi", 10, nil, 10},
 	} {
 		got, n := c.Do([]rune(tc.line), tc.pos)
 		var gs []string

@@ -70,9 +70,9 @@ func parseAddressed(line, self string, friends, groups []string, current string)
 	case to == self:
 		return nil, network.ErrSelf
 	case strings.HasPrefix(to, "@") && !known(to):
-		return nil, fmt.Errorf("unknown group %q: your groups are %s", to, groupList(groups))
+		return nil, unknownGroup(to, groups)
 	case !strings.HasPrefix(to, "@") && !slices.Contains(friends, to):
-		return nil, fmt.Errorf("unknown friend %q: your friends are %s", to, strings.Join(friends, ", "))
+		return nil, unknownFriend(to, friends)
 	case text == "":
 		return nil, fmt.Errorf("%w: write something after the '/'", network.ErrEmptyMessage)
 	}

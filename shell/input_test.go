@@ -28,6 +28,8 @@ func TestParseLine(t *testing.T) {
 		{"/", nil, `a lone "/" is not a command`},
 		{"hello", nil, `no "/" in that line: write friend/message, for example user_2/hello`},
 		{"bob/hi", nil, `unknown friend "bob": your friends are user_2, user_3`},
+		{"user_4/hi", nil, `unknown friend "user_4": your friends are user_2, user_3`}, // two names one edit away
+		{"usr_2/hi", nil, `unknown friend "usr_2": did you mean user_2? (your friends are user_2, user_3)`},
 		{"user_1/hi", nil, "you cannot send a message to yourself"},
 		{"user_2/", nil, "empty message"},
 		{"user_2/" + long + "x", nil, "message too long: 251 characters, at most 250; nothing was sent"},

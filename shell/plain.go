@@ -98,6 +98,12 @@ func (u *plainUI) next() {}
 
 func (u *plainUI) setPrompt(string) {}
 
+func (u *plainUI) keep(string) {}
+
+func (u *plainUI) setBell(bool) {}
+
+func (u *plainUI) width() int { return 0 }
+
 func (u *plainUI) message(line string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()

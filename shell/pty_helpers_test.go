@@ -3,6 +3,7 @@
 package shell_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -185,6 +187,7 @@ type session struct {
 	exited  chan struct{} // closed once the process has exited
 	waitErr error         // what cmd.Wait returned; read after exited
 	readEnd chan struct{} // closed once the output is all rendered
+	bells   atomic.Int64  // BEL characters written, all told
 }
 
 // startSession runs p2pchat as name with the peers file of w. The process
@@ -272,6 +275,7 @@ func (s *session) render() {
 			}
 		}
 		if cut > 0 {
+			s.bells.Add(int64(bytes.Count(buf[:cut], []byte{'\a'})))
 			s.term.Write(cellsOf(buf[:cut]))
 			select {
 			case s.changed <- struct{}{}:

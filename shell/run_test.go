@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -43,6 +44,8 @@ type runOptions struct {
 	setup    func(h *runHarness) // sets the fake's canned results, before Run starts
 	buffered []network.Event     // waiting on the events channel when Run starts
 	groups   []network.Group     // the table's groups
+	settings shell.Settings
+	save     func(shell.Settings) error // Config.SaveSettings
 }
 
 // startRun starts Run; the test's cleanup stops it and checks that it
@@ -68,14 +71,16 @@ func startRun(t *testing.T, o runOptions) *runHarness {
 		in = r
 	}
 	sh, err := shell.New(shell.Config{
-		Name:     "alice",
-		Friends:  runFriends,
-		Groups:   o.groups,
-		Net:      h.net,
-		In:       in,
-		Out:      h.out,
-		Err:      h.err,
-		Greeting: o.greeting,
+		Name:         "alice",
+		Friends:      runFriends,
+		Groups:       o.groups,
+		Net:          h.net,
+		In:           in,
+		Out:          h.out,
+		Err:          h.err,
+		Greeting:     o.greeting,
+		Settings:     o.settings,
+		SaveSettings: o.save,
 	})
 	if err != nil {
 		t.Fatalf("shell.New: %v", err)
@@ -635,9 +640,8 @@ func TestRunCommands(t *testing.T) {
 			name:  "help",
 			lines: []string{"/help"},
 			errOut: [][]string{
-				line("Write friend/message to send a message, for example bob/hello."),
+				line("Write friend/message to send a message, for example bob/hello; a message holds at most 250 characters."),
 				line("Write @group/message", "your groups are @all (every friend)."),
-				line("Tab completes"),
 				line("/help", "show this help"),
 				line("/peers", "list your friends"),
 				line("/history FRIEND [N]", "the last N (default 20)"),
@@ -645,8 +649,23 @@ func TestRunCommands(t *testing.T) {
 				line("/forget NAME", "forget the identity"),
 				line("/accept NAME ID", "pin ID for NAME"),
 				line("/to [FRIEND|@GROUP]", "send every line to FRIEND or @GROUP"),
+				line("/time on|off", "start every line with the time"),
+				line("/bell on|off", "ring the bell"),
 				line("/quit", "leave p2pchat"),
+				line("Keys: Tab completes", "Up and Down recall"),
+				line("Ctrl-R searches", "Home and End", "Ctrl-L clears the screen"),
+				line("Ctrl-C clears the line", "Ctrl-D on an empty line leaves."),
 			},
+		},
+		{
+			name:   "an unknown friend one name is near",
+			lines:  []string{"/history carl", "/forget bobb", "/to caro", "/history dave"},
+			errOut: [][]string{line(`unknown friend "carl": did you mean carol? (your friends are bob, carol)`), line(`unknown friend "bobb": did you mean bob?`), line(`unknown friend "caro": did you mean carol?`), line(`unknown friend "dave": your friends are bob, carol`)},
+		},
+		{
+			name:   "an unknown command one command is near",
+			lines:  []string{"/hlep", "/histroy bob", "/xyzzy"},
+			errOut: [][]string{line("unknown command /hlep: did you mean /help? /help lists the commands"), line("unknown command /histroy: did you mean /history?"), line("unknown command /xyzzy: /help lists the commands")},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -925,4 +944,95 @@ func TestRunTalkTo(t *testing.T) {
 	h.waitLine("Err", h.err, []string{"Every line now goes to carol"})
 	h.waitLine("Err", h.err, []string{`line 5: no "/" in that line`})
 	h.waitLine("Err", h.err, []string{`line 6: unknown friend "dave"`})
+}
+
+// TestRunSettings: /time starts every line with the time, /bell is taken,
+// and each change is handed over to be kept; a change that cannot be kept
+// still holds, and says so.
+func TestRunSettings(t *testing.T) {
+	stamp := `^\d\d:\d\d `
+	for _, tc := range []struct {
+		name    string
+		initial shell.Settings
+		saveErr error
+		lines   []string
+		saved   []shell.Settings
+		errOut  []string // regular expressions
+		out     []string
+	}{
+		{
+			name:   "time on",
+			lines:  []string{"/time on"},
+			saved:  []shell.Settings{{Time: true}},
+			errOut: []string{stamp + `Every line now starts with the time\.$`, stamp + `line \d: unknown friend "zed"`},
+			out:    []string{stamp + `Message from bob: hi$`},
+		},
+		{
+			name:    "time off",
+			initial: shell.Settings{Time: true, Bell: true},
+			lines:   []string{"/time off"},
+			saved:   []shell.Settings{{Bell: true}},
+			errOut:  []string{`^Lines no longer start with the time\.$`, `^line \d: unknown friend "zed"`},
+			out:     []string{`^Message from bob: hi$`},
+		},
+		{
+			name:    "kept from before",
+			initial: shell.Settings{Time: true},
+			errOut:  []string{stamp + `line \d: unknown friend "zed"`},
+			out:     []string{stamp + `Message from bob: hi$`},
+		},
+		{
+			name:    "bell",
+			initial: shell.Settings{Bell: true},
+			lines:   []string{"/bell", "/bell off", "/bell", "/bell on"},
+			saved:   []shell.Settings{{}, {Bell: true}},
+			errOut:  []string{`^/bell is on; /bell on or /bell off changes it\.$`, `^Messages no longer ring the bell\.$`, `^/bell is off;`, `^A message that arrives while you are not typing rings the bell\.$`, `^line \d: unknown friend "zed"`},
+			out:     []string{`^Message from bob: hi$`},
+		},
+		{
+			name:   "bad uses",
+			lines:  []string{"/time yes", "/bell on off"},
+			errOut: []string{`^line 1: usage: /time on, or /time off$`, `^line 2: usage: /bell on, or /bell off$`, `^line \d: unknown friend "zed"`},
+			out:    []string{`^Message from bob: hi$`},
+		},
+		{
+			name:    "cannot be kept",
+			saveErr: errors.New("read-only file system"),
+			lines:   []string{"/time on"},
+			saved:   []shell.Settings{{Time: true}},
+			errOut:  []string{stamp + `line 1: the setting holds until you quit, but it is not kept: read-only file system$`, stamp + `Every line now starts`, stamp + `line \d: unknown friend "zed"`},
+			out:     []string{stamp + `Message from bob: hi$`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var saved []shell.Settings // on Run's goroutine, read after the barrier
+			h := startRun(t, runOptions{settings: tc.initial, save: func(s shell.Settings) error {
+				saved = append(saved, s)
+				return tc.saveErr
+			}})
+			for _, l := range tc.lines {
+				h.typeLine(l)
+			}
+			h.typeLine("zed/hi")
+			h.net.push(t, network.MessageReceived{From: "bob", Text: "hi"})
+			h.barrier()
+			if !slices.Equal(saved, tc.saved) {
+				t.Errorf("kept %+v, want %+v", saved, tc.saved)
+			}
+			for _, b := range []struct {
+				name string
+				buf  *syncBuffer
+				want []string
+			}{{"Err", h.err, tc.errOut}, {"Out", h.out, tc.out}} {
+				got := b.buf.lines()
+				ok := len(got) == len(b.want)
+				for i := 0; ok && i < len(got); i++ {
+					ok = regexp.MustCompile(b.want[i]).MatchString(got[i])
+				}
+				if !ok {
+					t.Errorf("%s holds:\n%s\nwant lines matching:\n%s", b.name, strings.Join(got, "\n"), strings.Join(b.want, "\n"))
+				}
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"p2pchat/network"
 )
@@ -21,7 +22,6 @@ type Network interface {
 	Forget(name string) (network.ID, error)
 	Accept(name string, id network.ID) error
 	History(friend string, n int) ([]network.HistoryEntry, error)
-	GroupHistory(group string, n int) ([]network.GroupEntry, error)
 	MarkShown(m network.MessageReceived)
 }
 
@@ -45,6 +45,11 @@ type Config struct {
 	// sent is delivered or exitWait has passed (then with ErrUndelivered);
 	// otherwise Run keeps receiving until its context ends.
 	ExitWhenDone bool
+	// Settings are the person's, as kept (the zero value has no times and
+	// no bell); every change made with /time or /bell is handed to
+	// SaveSettings, if set, to keep for the next run.
+	Settings     Settings
+	SaveSettings func(Settings) error
 }
 
 // Shell is one person's session.
@@ -54,6 +59,10 @@ type Shell struct {
 	ui      ui
 	refused refusals // to keep floods to a line or two
 	to      string   // the friend lines go to without a NAME/ (/to), if any
+
+	settings Settings
+	unacked  unacked // terminal only: messages sent, not yet acknowledged
+	prompt   string  // terminal only: the prompt shown
 
 	lineNo int // lines read so far
 	inLine int // the line being handled, for problems about it; 0 between lines
@@ -82,6 +91,15 @@ type ui interface {
 	flush()
 	// setPrompt changes the prompt, where there is one.
 	setPrompt(p string)
+	// keep makes the next line start with text, for editing, where lines
+	// are edited.
+	keep(text string)
+	// setBell turns on or off the bell that a message rings when it
+	// arrives while nothing is typed, where there is a bell.
+	setBell(on bool)
+	// width is the width of the screen in columns; 0 when lines are
+	// not broken to fit.
+	width() int
 	close()
 }
 
@@ -96,23 +114,35 @@ var errInterrupt = errors.New("interrupted")
 
 // New prepares a shell; on a terminal it takes over the screen.
 func New(cfg Config) (*Shell, error) {
-	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: refusals{hosts: make(map[string]bool)}, shown: make(map[string]network.MessageReceived), warned: make(map[string]bool)}
+	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: refusals{hosts: make(map[string]bool)}, shown: make(map[string]network.MessageReceived), warned: make(map[string]bool), settings: cfg.Settings}
+	var u ui
 	if cfg.Terminal {
 		t, err := newTerminalUI(cfg, s.completer())
 		if err != nil {
 			return nil, err
 		}
-		s.ui = t
+		u = t
 	} else {
-		s.ui = newPlainUI(cfg.In, cfg.Out, cfg.Err)
+		u = newPlainUI(cfg.In, cfg.Out, cfg.Err)
 	}
+	u.setBell(s.settings.Bell)
+	s.ui = stampUI{ui: u, on: &s.settings.Time, now: time.Now}
 	return s, nil
 }
 
+// completer completes friends' and groups' names at the start of a line,
+// commands, and the friend that /history, /forget and /accept take, or the
+// friend or group /to takes.
 func (s *Shell) completer() completer {
 	c := completer{friends: s.cfg.Friends, groups: []string{"@" + network.AllGroup}}
 	for _, g := range s.cfg.Groups {
 		c.groups = append(c.groups, "@"+g.Name)
+	}
+	c.args = map[string][]string{
+		"history": s.cfg.Friends,
+		"forget":  s.cfg.Friends,
+		"accept":  s.cfg.Friends,
+		"to":      append(s.cfg.Friends[:len(s.cfg.Friends):len(s.cfg.Friends)], c.groups...),
 	}
 	for _, cmd := range commands {
 		c.commands = append(c.commands, cmd.name)
@@ -136,6 +166,7 @@ func (s *Shell) Run(ctx context.Context) error {
 			s.ui.notice(s.paint.Faint(fmt.Sprintf("%d message(s) to %s wait from before; they go out as soon as %s can be reached.", p.Pending, p.Name, p.Name)))
 		}
 	}
+	s.updatePrompt()
 	s.ui.next()
 	for {
 		select {
@@ -183,11 +214,14 @@ func (s *Shell) Run(ctx context.Context) error {
 			s.ui.next()
 		case <-s.refusalsDue():
 			s.summariseRefusals()
+		case <-s.unackedDue():
+			s.sayUnacked()
 		case ev, ok := <-events:
 			if !ok {
 				return nil
 			}
 			s.render(ev)
+			s.acked(ev)
 			if m, ok := ev.(network.MessageReceived); ok {
 				s.shown[m.From] = m
 				s.unflushed++
@@ -282,15 +316,14 @@ func (s *Shell) handle(line string) (quit bool) {
 	a, err := parseAddressed(line, s.cfg.Name, s.cfg.Friends, s.groupNames(), s.to)
 	if err != nil {
 		s.problem(err.Error())
+		if errors.Is(err, network.ErrMessageTooLong) {
+			s.ui.keep(line) // to shorten it
+		}
 		return false
 	}
 	switch a := a.(type) {
 	case sendAction:
-		if g, ok := strings.CutPrefix(a.to, "@"); ok {
-			if _, err := s.cfg.Net.SendGroup(g, a.text); err != nil {
-				s.problem(fmt.Sprintf("not sent to %s: %v", a.to, err))
-			}
-		} else if _, err := s.cfg.Net.Send(a.to, a.text); err != nil {
+		if err := s.send(a.to, a.text); err != nil {
 			s.problem(fmt.Sprintf("not sent to %s: %v", a.to, err))
 		}
 	case commandAction:
@@ -299,7 +332,15 @@ func (s *Shell) handle(line string) (quit bool) {
 				return cmd.run(s, a.args)
 			}
 		}
-		s.problem(fmt.Sprintf("unknown command /%s: /help lists the commands", Sanitize(a.name)))
+		var names []string
+		for _, cmd := range commands {
+			names = append(names, cmd.name)
+		}
+		if n := suggest(a.name, names); n != "" {
+			s.problem(fmt.Sprintf("unknown command /%s: did you mean /%s? /help lists the commands", Sanitize(a.name), n))
+		} else {
+			s.problem(fmt.Sprintf("unknown command /%s: /help lists the commands", Sanitize(a.name)))
+		}
 	}
 	return false
 }
@@ -386,7 +427,20 @@ func (s *Shell) render(ev network.Event) {
 		}
 		s.renderRefused(ev)
 	case network.IdentityPinned:
-		s.ui.notice(s.paint.Faint(fmt.Sprintf("First contact with %s: pinned identity %s. Check it against what %s's /whoami shows.", ev.Name, ev.ID, ev.Name)))
+		if !s.cfg.Terminal {
+			// One line, for scripts.
+			s.ui.notice(s.paint.Faint(fmt.Sprintf("First contact with %s: pinned identity %s. Check it against what %s's /whoami shows.", ev.Name, ev.ID, ev.Name)))
+			return
+		}
+		// Broken at words to fit, with the ID on a line of its own.
+		width := s.ui.width() - 1 // a full row would leave the cursor at its end
+		if s.settings.Time {
+			width -= stampWidth
+		}
+		lines := wrapWords(fmt.Sprintf("First contact with %s: pinned the identity", ev.Name), width)
+		lines = append(lines, ev.ID.String())
+		lines = append(lines, wrapWords(fmt.Sprintf("Check it against what %s's /whoami shows.", ev.Name), width)...)
+		s.ui.notice(s.paint.Faint(strings.Join(lines, "\n")))
 	case network.ConnUp, network.ConnDown:
 		// Quiet: /peers shows connection state.
 	}
@@ -583,6 +637,29 @@ func when(t time.Time) string {
 		return t.Format("15:04:05")
 	}
 	return t.Format("2006-01-02 15:04")
+}
+
+// wrapWords breaks text at spaces into lines of at most width columns,
+// where it can: a word longer than width has a line of its own. A width
+// of 0 or less leaves text whole.
+func wrapWords(text string, width int) []string {
+	if width <= 0 {
+		return []string{text}
+	}
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = w
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(w) <= width:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	return append(lines, line)
 }
 
 func abbreviate(s string, n int) string {

@@ -31,6 +31,11 @@ type terminalUI struct {
 	returned atomic.Bool // the running Readline has returned
 	state    *term.State
 	marker   string // continuation, painted
+
+	typing  atomic.Bool // the input line holds something
+	bell    bool        // loop only: a message rings the bell while the line is empty
+	initial string      // loop only: what the next line starts with (keep)
+	start   chan string // what each Readline starts with, handed with ready
 }
 
 func newTerminalUI(cfg Config, c completer) (*terminalUI, error) {
@@ -47,6 +52,14 @@ func newTerminalUI(cfg Config, c completer) (*terminalUI, error) {
 		}
 	}
 	state, _ := term.GetState(int(os.Stdin.Fd()))
+	t := &terminalUI{
+		out:    os.Stdout,
+		in:     make(chan input),
+		ready:  make(chan struct{}),
+		start:  make(chan string, 1),
+		state:  state,
+		marker: newPainter(cfg.Color).Faint(continuation),
+	}
 	rl, err := readline.NewFromConfig(&readline.Config{
 		Prompt:            cfg.Name + "> ",
 		HistoryFile:       cfg.HistoryFile,
@@ -54,26 +67,21 @@ func newTerminalUI(cfg Config, c completer) (*terminalUI, error) {
 		AutoComplete:      c,
 		InterruptPrompt:   "^C",
 		EOFPrompt:         "",
+		Listener:          t.listen,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the line editor: %w", err)
 	}
-	t := &terminalUI{
-		rl:     rl,
-		out:    os.Stdout,
-		in:     make(chan input),
-		ready:  make(chan struct{}),
-		state:  state,
-		marker: newPainter(cfg.Color).Faint(continuation),
-	}
+	t.rl = rl
 	go t.read()
 	return t, nil
 }
 
 func (t *terminalUI) read() {
 	for range t.ready {
-		line, err := t.rl.Readline()
+		line, err := t.rl.ReadLineWithDefault(<-t.start)
 		t.returned.Store(true)
+		t.typing.Store(false)
 		switch {
 		case errors.Is(err, readline.ErrInterrupt):
 			err = errInterrupt
@@ -90,23 +98,63 @@ func (t *terminalUI) lines() <-chan input { return t.in }
 func (t *terminalUI) next() {
 	t.returned.Store(false)
 	t.granted = true
+	t.typing.Store(t.initial != "")
+	t.start <- t.initial
+	t.initial = ""
 	t.ready <- struct{}{}
 }
 
-func (t *terminalUI) setPrompt(p string) { t.rl.SetPrompt(p) }
+// listen is readline's Listener: it is called with the line after every
+// key but Enter, and with nil when a Readline starts.
+func (t *terminalUI) listen(line []rune, _ int, key rune) ([]rune, int, bool) {
+	if line != nil || key != 0 {
+		t.typing.Store(len(line) > 0)
+	}
+	return nil, 0, false
+}
 
-func (t *terminalUI) message(line string) { t.print(line) }
-func (t *terminalUI) flush()              {}
-func (t *terminalUI) notice(line string)  { t.print(line) }
+func (t *terminalUI) keep(text string) { t.initial = text }
+
+func (t *terminalUI) setBell(on bool) { t.bell = on }
+
+func (t *terminalUI) width() int {
+	w, _, err := term.GetSize(int(os.Stdout.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
+}
+
+// setPrompt changes the prompt, and redraws it if a Readline is running.
+func (t *terminalUI) setPrompt(p string) {
+	t.rl.SetPrompt(p)
+	t.rl.Refresh()
+}
+
+// message rings the bell when nothing is typed.
+func (t *terminalUI) message(line string) {
+	if t.bell && !t.typing.Load() {
+		t.write("\a", line)
+		return
+	}
+	t.print(line)
+}
+func (t *terminalUI) flush()             {}
+func (t *terminalUI) notice(line string) { t.print(line) }
 
 // print writes line above the prompt, which is redrawn. A line longer than
 // the terminal is wide is wrapped here, at its width now, each screen line
 // after the first starting with the continuation marker (see wrap).
-func (t *terminalUI) print(line string) {
+func (t *terminalUI) print(line string) { t.write("", line) }
+
+// write is print with control characters before the line, in the same
+// Write: readline takes what follows the last newline written for the
+// prompt's column, so nothing may come after it.
+func (t *terminalUI) write(controls, line string) {
 	if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil {
 		line = wrap(line, w, t.marker, stringColumns(continuation))
 	}
-	t.rl.Write([]byte(autowrapOff + line + autowrapOn + "\n"))
+	t.rl.Write([]byte(controls + autowrapOff + line + autowrapOn + "\n"))
 }
 
 // close gives the terminal back as it was. A Readline still pending (the
