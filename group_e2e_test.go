@@ -81,7 +81,8 @@ func TestGroupOfThree(t *testing.T) {
 
 // Four friends, one of them offline: the sender hears at once who has the
 // message and who waits; the member who was away gets it, once, when it
-// starts, and the sender hears of that too; /history shows the group.
+// starts, and the sender hears of that too; /history shows the group, and
+// /history @trip the group's messages.
 func TestGroupOfFourOneOffline(t *testing.T) {
 	names := []string{"alice", "bob", "carol", "dave"}
 	c := newChat(t, names...)
@@ -118,6 +119,9 @@ func TestGroupOfFourOneOffline(t *testing.T) {
 	alice.send(t, "/history dave")
 	alice.stderr.waitLine(t, "you → dave (@trip): meet at 8  [delivered]")
 	alice.stderr.waitLine(t, "dave → you (@trip): on my way")
+	alice.send(t, "/history @trip")
+	alice.stderr.waitLine(t, "you → @trip: meet at 8  [delivered]")
+	alice.stderr.waitLine(t, "dave → @trip: on my way")
 
 	procs["dave"] = dave
 	for _, n := range names {

@@ -79,6 +79,7 @@ type groupSend struct {
 	group, text string
 	sent        time.Time
 	emit        func(context.Context, Event) bool
+	first       int64 // the row of the first copy; set by SendGroup's goroutine as it sends, read by it only
 
 	mu       sync.Mutex
 	order    []string // the members, in table order
@@ -152,4 +153,40 @@ func (t *Table) checkGroupTag(friend, group string) error {
 		return fmt.Errorf("%s is %w of @%s in our table", friend, ErrNotMember, group)
 	}
 	return nil
+}
+
+// GroupEntry is one message of a group's history: one we wrote to the
+// group, whatever the number of copies, or one a member wrote to it.
+type GroupEntry struct {
+	From      string    // the member who wrote it; "" for us
+	Text      string    // as written: may hold any characters
+	Sent      time.Time // the writer's clock when it was written
+	At        time.Time // when it was recorded here
+	To        []string  // ours: the members it was written to, in table order
+	Delivered []string  // ours: those of To who acknowledged it, in table order
+}
+
+// GroupHistory returns the last count messages written to group (without
+// '@'; AllGroup for @all), both ways, oldest first, in the order they were
+// recorded here.
+func (n *Node) GroupHistory(group string, count int) ([]GroupEntry, error) {
+	if _, ok := n.cfg.Table.Members(group); !ok {
+		return nil, fmt.Errorf("%w @%s", ErrUnknownGroup, group)
+	}
+	ms, err := n.store.GroupHistory(group, count)
+	if err != nil {
+		return nil, err
+	}
+	order := make(map[string]int)
+	for i, name := range n.cfg.Table.Names() {
+		order[name] = i
+	}
+	byTable := func(a, b string) int { return order[a] - order[b] }
+	out := make([]GroupEntry, len(ms))
+	for i, m := range ms {
+		out[i] = GroupEntry{From: m.From, Text: m.Text, Sent: m.Sent, At: m.At, To: m.To, Delivered: m.Delivered}
+		slices.SortFunc(out[i].To, byTable)
+		slices.SortFunc(out[i].Delivered, byTable)
+	}
+	return out, nil
 }

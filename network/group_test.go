@@ -322,3 +322,49 @@ func TestGroupOnAFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// A group's history has each message of ours once, with who has it, and
+// the members' messages.
+func TestGroupHistory(t *testing.T) {
+	checkNoLeaks(t)
+	names := []string{"alice", "bob", "carol"}
+	tab := groupTable(t, names, Group{"trip", names})
+	alice, bob := startNode(t, tab, "alice"), startNode(t, tab, "bob")
+	if _, err := alice.SendGroup("trip", "first"); err != nil {
+		t.Fatal(err)
+	}
+	receiveGroup(t, bob, "alice", "trip", "first")
+	waitFor[GroupReport](t, alice, nil)
+	if _, err := bob.SendGroup("trip", "reply"); err != nil {
+		t.Fatal(err)
+	}
+	receiveGroup(t, alice, "bob", "trip", "reply")
+	send(t, alice, "bob", "not for the group")
+	receiveGroup(t, bob, "alice", "", "not for the group")
+	// The delivered mark is written lazily: wait for it.
+	var h []GroupEntry
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if h, err = alice.GroupHistory("trip", 10); err != nil {
+			t.Fatal(err)
+		}
+		if len(h) == 2 && len(h[0].Delivered) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history of @trip %+v, want first delivered to bob", h)
+		}
+	}
+	if h[0].From != "" || h[0].Text != "first" || !slices.Equal(h[0].To, []string{"bob", "carol"}) || !slices.Equal(h[0].Delivered, []string{"bob"}) {
+		t.Errorf("first entry %+v, want ours, to bob and carol, delivered to bob", h[0])
+	}
+	if h[1].From != "bob" || h[1].Text != "reply" {
+		t.Errorf("second entry %+v, want bob's reply", h[1])
+	}
+	if h, _ := alice.GroupHistory("trip", 1); len(h) != 1 || h[0].Text != "reply" {
+		t.Errorf("the last one: %+v", h)
+	}
+	if _, err := alice.GroupHistory("nosuch", 1); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("history of an unknown group: %v", err)
+	}
+}

@@ -169,7 +169,14 @@ func (o *outbox) sendCopy(text string, gs *groupSend) (uint64, error) {
 	if o.closed {
 		return 0, ErrClosed
 	}
-	out, rec := o.store.AddGroupOut(o.friend.Name, group, text, now)
+	var first int64
+	if gs != nil {
+		first = gs.first
+	}
+	out, rec := o.store.AddGroupOut(o.friend.Name, group, text, now, first)
+	if gs != nil && first == 0 {
+		gs.first = out.Row
+	}
 	o.queue = append(o.queue, outgoing{row: out.Row, stream: out.Stream, seq: out.Seq, group: group, gs: gs, text: text, created: now, record: rec})
 	o.wake()
 	return out.Seq, nil

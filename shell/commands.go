@@ -24,7 +24,7 @@ func init() {
 	commands = []command{
 		{"help", "", "show this help", (*Shell).help},
 		{"peers", "", "list your friends, their identities and the connections with them", (*Shell).peers},
-		{"history", "FRIEND [N]", "show the last N (default 20) messages with FRIEND, both ways", (*Shell).history},
+		{"history", "FRIEND [N]", "show the last N (default 20) messages with FRIEND, both ways; /history @GROUP [N], those of a group", (*Shell).history},
 		{"whoami", "", "show your name and identity, for friends to pin", (*Shell).whoami},
 		{"forget", "NAME", "forget the identity pinned on first use for NAME; the next waits for /accept", (*Shell).forget},
 		{"accept", "NAME ID", "pin ID for NAME after /forget, once NAME's /whoami shows it to you", (*Shell).accept},
@@ -83,6 +83,10 @@ func (s *Shell) history(args []string) bool {
 		return false
 	}
 	friend := args[0]
+	if g, ok := strings.CutPrefix(friend, "@"); ok {
+		s.groupHistory(g, n)
+		return false
+	}
 	if !slices.Contains(s.cfg.Friends, friend) {
 		s.problem(Sanitize(unknownFriend(friend, s.cfg.Friends).Error()))
 		return false
@@ -114,6 +118,43 @@ func (s *Shell) history(args []string) bool {
 	}
 	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))
 	return false
+}
+
+// groupHistory shows the last n messages of group (without '@'): ours
+// once each, with who has it, and the members'.
+func (s *Shell) groupHistory(group string, n int) {
+	if group != network.AllGroup && !slices.Contains(s.groupNames(), group) {
+		s.problem(fmt.Sprintf("unknown group %q: your groups are %s", Sanitize("@"+group), groupList(s.groupNames())))
+		return
+	}
+	recs, err := s.cfg.Net.GroupHistory(group, n)
+	if err != nil {
+		s.problem(fmt.Sprintf("cannot read the history of @%s: %v", group, err))
+		return
+	}
+	if len(recs) == 0 {
+		s.ui.notice(fmt.Sprintf("No messages in @%s yet.", group))
+		return
+	}
+	var b strings.Builder
+	for _, r := range recs {
+		if r.From != "" {
+			fmt.Fprintf(&b, "%s  %s → @%s: %s\n", when(r.At), s.paint.Name(r.From), group, Sanitize(r.Text))
+			continue
+		}
+		state := "delivered"
+		if len(r.Delivered) < len(r.To) {
+			var waiting []string
+			for _, m := range r.To {
+				if !slices.Contains(r.Delivered, m) {
+					waiting = append(waiting, m)
+				}
+			}
+			state = fmt.Sprintf("delivered to %d of %d; waiting: %s", len(r.Delivered), len(r.To), strings.Join(waiting, ", "))
+		}
+		fmt.Fprintf(&b, "%s  you → @%s: %s  [%s]\n", when(r.Sent), group, Sanitize(r.Text), state)
+	}
+	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))
 }
 
 func (s *Shell) whoami([]string) bool {

@@ -26,6 +26,7 @@ type fakeNet struct {
 	// Canned results.
 	sendErr    error                             // returned by every Send but the barrier's
 	history    map[string][]network.HistoryEntry // returned by History, by friend
+	groupLog   map[string][]network.GroupEntry   // returned by GroupHistory, by group
 	historyErr error                             // returned by History instead, if set
 	id         network.ID                        // returned by ID
 	forgetErr  error                             // returned by Forget
@@ -160,6 +161,22 @@ func (f *fakeNet) History(friend string, n int) ([]network.HistoryEntry, error) 
 		h = h[len(h)-n:]
 	}
 	return append([]network.HistoryEntry(nil), h...), nil
+}
+
+// GroupHistory returns the last n of groupLog[group], or historyErr.
+func (f *fakeNet) GroupHistory(group string, n int) ([]network.GroupEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	defer f.changes.notify()
+	f.histories = append(f.histories, fakeHistoryCall{"@" + group, n})
+	if f.historyErr != nil {
+		return nil, f.historyErr
+	}
+	h := f.groupLog[group]
+	if len(h) > n {
+		h = h[len(h)-n:]
+	}
+	return append([]network.GroupEntry(nil), h...), nil
 }
 
 func (f *fakeNet) MarkShown(m network.MessageReceived) {

@@ -116,10 +116,27 @@ func TestRunGroupCommands(t *testing.T) {
 			{Group: network.AllGroup, Text: "to all", Sent: past, At: past},
 			{Text: "just to you", Sent: past, At: past},
 		}
+		h.net.groupLog = map[string][]network.GroupEntry{"trip": {
+			{Text: "all there", Sent: past, At: past, To: []string{"bob", "carol"}, Delivered: []string{"bob", "carol"}},
+			{From: "carol", Text: "hi \x1b[2J", Sent: past, At: past},
+			{Text: "one waits", Sent: past, At: past, To: []string{"bob", "carol"}, Delivered: []string{"bob"}},
+		}}
 	}})
 	h.typeLine("/history bob")
 	h.typeLine("/peers")
+	h.typeLine("/history @trip")
+	h.typeLine("/history @trip 1")
+	h.typeLine("/history @all")
+	h.typeLine("/history @band")
 	h.barrier()
+	h.waitLine("Err", h.err, line("2024-03-01 10:00  you → @trip: all there  [delivered]"))
+	h.waitLine("Err", h.err, line(`2024-03-01 10:00  carol → @trip: hi \x1b[2J`))
+	h.waitLine("Err", h.err, line("2024-03-01 10:00  you → @trip: one waits  [delivered to 1 of 2; waiting: carol]"))
+	h.waitLine("Err", h.err, line("No messages in @all yet."))
+	h.waitLine("Err", h.err, line(`unknown group "@band": your groups are @all, @trip, @pair`))
+	if got, want := h.net.historyCalls(), []fakeHistoryCall{{"bob", 20}, {"@trip", 20}, {"@trip", 1}, {"@all", 20}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("history calls %v, want %v", got, want)
+	}
 	h.waitLine("Err", h.err, line("2024-03-01 10:00  you → bob (@trip): to the trip  [delivered]"))
 	h.waitLine("Err", h.err, line("2024-03-01 10:00  bob → you (@all): to all"))
 	h.waitLine("Err", h.err, line("2024-03-01 10:00  bob → you: just to you"))

@@ -22,6 +22,7 @@ type Network interface {
 	Forget(name string) (network.ID, error)
 	Accept(name string, id network.ID) error
 	History(friend string, n int) ([]network.HistoryEntry, error)
+	GroupHistory(group string, n int) ([]network.GroupEntry, error)
 	MarkShown(m network.MessageReceived)
 }
 

@@ -174,7 +174,7 @@ func TestLongMessageLines(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "alice", "bob")
 	bob := startFriend(t, w, "bob")
-	s := startSession(t, w, "alice", options{})
+	s := startSession(t, w, "alice", options{color: true}) // colours must not count as columns
 	const prefix, marker = "Message from bob: ", "  │ "
 	pad := func(s string) string { return strings.Repeat(" ", cols-len(prefix)-columns(s)) }
 	for _, c := range []struct{ name, text string }{

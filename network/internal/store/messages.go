@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"p2pchat/network/wire"
@@ -23,19 +24,27 @@ type Out struct {
 // Pending is done. A number is never given twice, even when the write
 // fails: the message may have gone out while it was being written.
 func (db *DB) AddOut(friend, text string, sent time.Time) (Out, *Pending) {
-	return db.AddGroupOut(friend, "", text, sent)
+	return db.AddGroupOut(friend, "", text, sent, 0)
 }
 
 // AddGroupOut is AddOut for friend's copy of a message written to group
-// (without its '@').
-func (db *DB) AddGroupOut(friend, group, text string, sent time.Time) (Out, *Pending) {
+// (without its '@'). first is the row of the message's first copy, 0 for
+// the first copy itself.
+func (db *DB) AddGroupOut(friend, group, text string, sent time.Time, first int64) (Out, *Pending) {
 	db.seqMu.Lock()
 	db.lastSeq[friend]++
 	seq := db.lastSeq[friend]
 	db.seqMu.Unlock()
 	row, stream := db.nextRow.Add(1), db.stream
 	ms := sent.UnixMilli()
-	p := db.submit(&request{rows: []newRow{{row: row, friend: friend, outgoing: true, stream: stream, seq: seq, sent: ms, at: ms, group: group, text: text}}})
+	var copyOf int64
+	if group != "" {
+		copyOf = first
+		if first == 0 {
+			copyOf = row
+		}
+	}
+	p := db.submit(&request{rows: []newRow{{row: row, friend: friend, outgoing: true, stream: stream, seq: seq, sent: ms, at: ms, group: group, copyOf: copyOf, text: text}}})
 	return Out{Row: row, Stream: stream, Seq: seq}, p
 }
 
@@ -127,6 +136,57 @@ func (db *DB) History(friend string, n int) ([]Message, error) {
 	ms, err := db.query(selectMessage+`WHERE m.friend = ? ORDER BY m.row DESC LIMIT ?`, friend, n)
 	slices.Reverse(ms)
 	return ms, err
+}
+
+// GroupMessage is one message of a group's history: one we sent, whatever
+// the number of its copies, or one received.
+type GroupMessage struct {
+	Row       int64  // its first row
+	Outgoing  bool   // sent by us
+	From      string // received: the sender
+	Text      string
+	Sent      time.Time // the writer's clock
+	At        time.Time // when it was recorded here
+	To        []string  // sent: the friends it was written to, a copy each
+	Delivered []string  // sent: those who acknowledged their copy
+}
+
+// GroupHistory returns the last n messages written to group (without its
+// '@'), both ways, in the order they were recorded here, oldest first. The
+// copies of a message we sent (a row per friend, with the same copy_of)
+// make one. It reads every message of the group.
+func (db *DB) GroupHistory(group string, n int) ([]GroupMessage, error) {
+	rows, err := db.sql.QueryContext(context.Background(), `SELECT min(m.row) AS first, m.outgoing, m.friend, m.sent, min(m.at), m.text,
+			group_concat(m.friend, ' '),
+			coalesce(group_concat(CASE WHEN m.row <= coalesce(k.delivered, 0) THEN m.friend END, ' '), '')
+		FROM messages m LEFT JOIN marks k ON k.friend = m.friend
+		WHERE m.grp = ?1 AND m.grp != ''
+		GROUP BY m.outgoing, CASE WHEN m.outgoing THEN m.copy_of ELSE m.row END
+		ORDER BY first DESC LIMIT ?2`, group, n)
+	if err != nil {
+		return nil, db.fail("cannot read", err)
+	}
+	defer rows.Close()
+	var out []GroupMessage
+	for rows.Next() {
+		var m GroupMessage
+		var sent, at int64
+		var to, delivered string
+		if err := rows.Scan(&m.Row, &m.Outgoing, &m.From, &sent, &at, &m.Text, &to, &delivered); err != nil {
+			return nil, db.fail("cannot read", err)
+		}
+		m.Sent, m.At = time.UnixMilli(sent), time.UnixMilli(at)
+		if m.Outgoing {
+			// Names never hold a space (wire.CheckName).
+			m.From, m.To, m.Delivered = "", strings.Fields(to), strings.Fields(delivered)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.fail("cannot read", err)
+	}
+	slices.Reverse(out)
+	return out, nil
 }
 
 func (db *DB) query(q string, args ...any) ([]Message, error) {

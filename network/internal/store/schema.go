@@ -65,6 +65,11 @@ var migrations = []string{
 	-- friend. A message to a group is one row per member, each with its
 	-- own sequence number.
 	ALTER TABLE messages ADD COLUMN grp TEXT NOT NULL DEFAULT '';
+	-- For a copy of a message we sent to a group, the row of its first
+	-- copy, which stands for the message; 0 for any other message.
+	ALTER TABLE messages ADD COLUMN copy_of INTEGER NOT NULL DEFAULT 0;
+	-- A group's history, without reading everyone else's.
+	CREATE INDEX messages_by_group ON messages (grp, row) WHERE grp != '';
 	`,
 }
 

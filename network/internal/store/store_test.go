@@ -403,7 +403,7 @@ func TestMigrationToGroups(t *testing.T) {
 	if u, _ := db.Unshown("bob"); !slices.Equal(texts(u), []string{"received, not shown"}) {
 		t.Errorf("unshown %q after the migration", texts(u))
 	}
-	_, p := db.AddGroupOut("bob", "trip", "to the trip", time.Now())
+	_, p := db.AddGroupOut("bob", "trip", "to the trip", time.Now(), 0)
 	mustWait(t, p)
 	if q, _ := db.Queue("bob"); len(q) != 2 || q[1].Group != "trip" {
 		t.Errorf("queue %+v: want the group message last, with its group", q)
@@ -416,7 +416,7 @@ func TestGroupIsRecorded(t *testing.T) {
 	db := openIn(t, dir)
 	now := time.UnixMilli(1_700_000_000_000)
 	for _, g := range []string{"", "trip", wire.AllGroup} {
-		_, p := db.AddGroupOut("bob", g, "out "+g, now)
+		_, p := db.AddGroupOut("bob", g, "out "+g, now, 0)
 		mustWait(t, p)
 		mustWait(t, db.AddIn("bob", []In{{Stream: NewStreamID(), Seq: 1, Group: g, Text: "in " + g, Sent: now}}))
 	}
@@ -438,5 +438,61 @@ func TestGroupIsRecorded(t *testing.T) {
 	}
 	if u, _ := db.Unshown("bob"); len(u) != 3 || u[2].Group != wire.AllGroup {
 		t.Errorf("unshown %+v", u)
+	}
+}
+
+// A group's history has its messages both ways, the copies of one we sent
+// as one with who has it, and nothing else.
+func TestGroupHistory(t *testing.T) {
+	db := openIn(t, t.TempDir())
+	now := time.UnixMilli(1_700_000_000_000)
+	out := func(friend, group, text string, first int64) Out {
+		t.Helper()
+		o, p := db.AddGroupOut(friend, group, text, now, first)
+		mustWait(t, p)
+		return o
+	}
+	in := func(friend, group, text string) {
+		t.Helper()
+		mustWait(t, db.AddIn(friend, []In{{Stream: NewStreamID(), Seq: 1, Group: group, Text: text, Sent: now}}))
+	}
+	first := out("bob", "trip", "one", 0)
+	in("dave", "trip", "between the copies")
+	last := out("carol", "trip", "one", first.Row)
+	out("bob", "", "not the trip", 0)
+	in("carol", "trip", "two")
+	in("bob", wire.AllGroup, "not the trip either")
+	out("bob", "trip", "one", 0) // the same words at the same time: another message
+	mustWait(t, db.MarkDelivered("carol", last.Row))
+	in("bob", "trip", "three")
+	show := func(ms []GroupMessage) []string {
+		var got []string
+		for _, m := range ms {
+			if m.Outgoing {
+				got = append(got, fmt.Sprintf("us %s to %v, delivered %v", m.Text, m.To, m.Delivered))
+			} else {
+				got = append(got, m.From+" "+m.Text)
+			}
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		group string
+		n     int
+		want  []string
+	}{
+		{"trip", 10, []string{"us one to [bob carol], delivered [carol]", "dave between the copies", "carol two", "us one to [bob], delivered []", "bob three"}},
+		{"trip", 2, []string{"us one to [bob], delivered []", "bob three"}},
+		{wire.AllGroup, 10, []string{"bob not the trip either"}},
+		{"", 10, nil},
+		{"nosuch", 10, nil},
+	} {
+		ms, err := db.GroupHistory(tc.group, tc.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := show(ms); !slices.Equal(got, tc.want) {
+			t.Errorf("GroupHistory(%q, %d) = %q, want %q", tc.group, tc.n, got, tc.want)
+		}
 	}
 }

@@ -233,6 +233,7 @@ type newRow struct {
 	seq      uint64
 	sent, at int64 // Unix milliseconds
 	group    string
+	copyOf   int64 // see the column copy_of
 	text     string
 }
 
@@ -247,19 +248,19 @@ func (t *txn) insert(rows []newRow) error {
 		stream wire.StreamID
 	}
 	received := map[key]uint64{}
-	args := make([]any, 0, 9*insertRows)
+	args := make([]any, 0, 10*insertRows)
 	for len(rows) > 0 {
 		n := min(len(rows), insertRows)
 		args = args[:0]
 		for _, r := range rows[:n] {
-			args = append(args, r.row, r.friend, r.outgoing, r.stream[:], int64(r.seq), r.sent, r.at, r.group, r.text)
+			args = append(args, r.row, r.friend, r.outgoing, r.stream[:], int64(r.seq), r.sent, r.at, r.group, r.copyOf, r.text)
 			if !r.outgoing {
 				k := key{r.friend, r.stream}
 				received[k] = max(received[k], r.seq)
 			}
 		}
-		q := `INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, grp, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)` +
-			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n-1)
+		q := `INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, grp, copy_of, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)` +
+			strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n-1)
 		if _, err := t.exec(q, args...); err != nil {
 			return err
 		}
