@@ -124,7 +124,7 @@ func (s *Shell) history(args []string) bool {
 // once each, with who has it, and the members'.
 func (s *Shell) groupHistory(group string, n int) {
 	if group != network.AllGroup && !slices.Contains(s.groupNames(), group) {
-		s.problem(fmt.Sprintf("unknown group %q: your groups are %s", Sanitize("@"+group), groupList(s.groupNames())))
+		s.problem(Sanitize(unknownGroup("@"+group, s.groupNames()).Error()))
 		return
 	}
 	recs, err := s.cfg.Net.GroupHistory(group, n)

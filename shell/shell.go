@@ -132,18 +132,19 @@ func New(cfg Config) (*Shell, error) {
 }
 
 // completer completes friends' and groups' names at the start of a line,
-// commands, and the friend that /history, /forget and /accept take, or the
-// friend or group /to takes.
+// commands, the friend that /forget and /accept take, and the friend or
+// group that /history and /to take.
 func (s *Shell) completer() completer {
 	c := completer{friends: s.cfg.Friends, groups: []string{"@" + network.AllGroup}}
 	for _, g := range s.cfg.Groups {
 		c.groups = append(c.groups, "@"+g.Name)
 	}
+	both := append(s.cfg.Friends[:len(s.cfg.Friends):len(s.cfg.Friends)], c.groups...)
 	c.args = map[string][]string{
-		"history": s.cfg.Friends,
+		"history": both,
 		"forget":  s.cfg.Friends,
 		"accept":  s.cfg.Friends,
-		"to":      append(s.cfg.Friends[:len(s.cfg.Friends):len(s.cfg.Friends)], c.groups...),
+		"to":      both,
 	}
 	for _, cmd := range commands {
 		c.commands = append(c.commands, cmd.name)

@@ -262,7 +262,8 @@ func TestTooLongLineKept(t *testing.T) {
 	s.waitPrompt("")
 }
 
-// Tab completes the friend that /history, /forget and /to take.
+// Tab completes the friend that /history, /forget and /to take, and the
+// group that /history and /to take.
 func TestTabCompletesArguments(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "alice", "bob", "carol", "cat")
@@ -273,6 +274,9 @@ func TestTabCompletesArguments(t *testing.T) {
 		{"/history c\t", "/history ca"},
 		{"/history car\t", "/history carol "},
 		{"/forget ca\tt\t", "/forget cat "},
+		{"/history @a\t", "/history @all "},
+		{"/to @\t", "/to @all "},
+		{"/forget @\t", "/forget @"}, // no groups there
 	} {
 		s.typeKeys(c.keys)
 		s.waitPrompt(c.want)
