@@ -82,6 +82,14 @@ func TestGroupsOnTheTerminal(t *testing.T) {
 	bob.expectGroupMessage(t, "alice", network.AllGroup, "everyone")
 	carol.expectGroupMessage(t, "alice", network.AllGroup, "everyone")
 
+	// /history takes a group too, and Tab completes it.
+	s.typeKeys("/history @tr\t")
+	s.waitPrompt("/history @trip ")
+	s.typeKeys("\r")
+	s.waitScreen(func(sn snapshot) bool {
+		return sn.count("you → @trip: hello trip  [delivered]") == 1
+	}, "the history of @trip")
+
 	s.typeKeys("/to @team\r")
 	s.waitScreen(func(sn snapshot) bool { return sn.row() == "alice → @team>" }, "the prompt naming @team")
 	s.typeKeys("just us\r")
