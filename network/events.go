@@ -36,7 +36,7 @@ type MessageDelivered struct {
 // GroupReport: every copy of a message we wrote to a group is delivered,
 // queued because its member cannot be reached now, or failed because the
 // store could not record it. Each member is in one of the three lists, in
-// table order; Why says, for the queued and failed ones, why. A queued
+// the group's order; Why says, for the queued and failed ones, why. A queued
 // copy is reported by a MessageDelivered when it arrives.
 type GroupReport struct {
 	Group                     string // without '@'

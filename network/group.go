@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,13 +18,15 @@ const AllGroup = wire.AllGroup
 // AllGroup for every friend) but ourselves. Each member gets a copy of
 // its own, with its own sequence number, through the member's outbox like
 // any message: recorded, sent at once, queued while the member cannot be
-// reached. It returns the members written to, in table order.
+// reached. It returns the members written to, in the group's order (its
+// table line's; the table's for @all).
 //
 // Instead of a MessageDelivered, MessageQueued or MessageFailed per copy,
 // one GroupReport says how the message went once every copy is delivered,
 // queued or failed; a copy reported queued there is reported by its own
-// MessageDelivered, with Group set, when it arrives. An error means
-// nothing was sent.
+// MessageDelivered, with Group set, when it arrives. An error with no
+// members means nothing was sent; ErrClosed with some means the node
+// stopped after queueing those, which go out at the next start.
 func (n *Node) SendGroup(group, text string) ([]string, error) {
 	members, ok := n.cfg.Table.Members(group)
 	switch {
@@ -82,7 +85,7 @@ type groupSend struct {
 	first       int64 // the row of the first copy; set by SendGroup's goroutine as it sends, read by it only
 
 	mu       sync.Mutex
-	order    []string // the members, in table order
+	order    []string // the members, in the group's order
 	state    map[string]copyState
 	why      map[string]error // of the queued and failed copies
 	reported bool             // the GroupReport went out
@@ -162,31 +165,41 @@ type GroupEntry struct {
 	Text      string    // as written: may hold any characters
 	Sent      time.Time // the writer's clock when it was written
 	At        time.Time // when it was recorded here
-	To        []string  // ours: the members it was written to, in table order
-	Delivered []string  // ours: those of To who acknowledged it, in table order
+	To        []string  // ours: the members it was written to, in the group's order
+	Delivered []string  // ours: those of To who acknowledged it, in that order
 }
 
 // GroupHistory returns the last count messages written to group (without
 // '@'; AllGroup for @all), both ways, oldest first, in the order they were
 // recorded here.
 func (n *Node) GroupHistory(group string, count int) ([]GroupEntry, error) {
-	if _, ok := n.cfg.Table.Members(group); !ok {
+	members, ok := n.cfg.Table.Members(group)
+	if !ok {
 		return nil, fmt.Errorf("%w @%s", ErrUnknownGroup, group)
 	}
 	ms, err := n.store.GroupHistory(group, count)
 	if err != nil {
 		return nil, err
 	}
-	order := make(map[string]int)
-	for i, name := range n.cfg.Table.Names() {
-		order[name] = i
+	// Members first, in the group's order; anyone the group had when the
+	// message was written and no longer has, after them by name.
+	byGroup := func(a, b string) int {
+		i, j := slices.Index(members, a), slices.Index(members, b)
+		switch {
+		case i >= 0 && j >= 0:
+			return i - j
+		case i >= 0:
+			return -1
+		case j >= 0:
+			return 1
+		}
+		return strings.Compare(a, b)
 	}
-	byTable := func(a, b string) int { return order[a] - order[b] }
 	out := make([]GroupEntry, len(ms))
 	for i, m := range ms {
 		out[i] = GroupEntry{From: m.From, Text: m.Text, Sent: m.Sent, At: m.At, To: m.To, Delivered: m.Delivered}
-		slices.SortFunc(out[i].To, byTable)
-		slices.SortFunc(out[i].Delivered, byTable)
+		slices.SortFunc(out[i].To, byGroup)
+		slices.SortFunc(out[i].Delivered, byGroup)
 	}
 	return out, nil
 }

@@ -55,7 +55,7 @@ func expectNoMessage(t *testing.T, n *Node, within time.Duration) {
 func TestGroupMessageReachesEachMemberOnce(t *testing.T) {
 	checkNoLeaks(t)
 	names := []string{"alice", "bob", "carol", "dave"}
-	tab := groupTable(t, names, Group{"trip", []string{"alice", "bob", "carol"}}, Group{"pair", []string{"bob", "dave"}})
+	tab := groupTable(t, names, Group{"trip", []string{"alice", "bob", "carol"}}, Group{"pair", []string{"bob", "dave"}}, Group{"back", []string{"carol", "alice", "bob"}})
 	nodes := map[string]*Node{}
 	for _, name := range names {
 		nodes[name] = startNode(t, tab, name)
@@ -76,6 +76,20 @@ func TestGroupMessageReachesEachMemberOnce(t *testing.T) {
 	r := waitFor[GroupReport](t, alice, nil)
 	if r.Group != "trip" || r.Text != "to the trip" || !slices.Equal(r.Delivered, []string{"bob", "carol"}) || r.Queued != nil || r.Failed != nil {
 		t.Errorf("report %+v, want delivered to bob and carol", r)
+	}
+
+	// Members come in the group's order, not the table's.
+	to, err = alice.SendGroup("back", "backwards")
+	if err != nil || !slices.Equal(to, []string{"carol", "bob"}) {
+		t.Fatalf("SendGroup(back) = %v, %v, want carol, bob", to, err)
+	}
+	receiveGroup(t, nodes["bob"], "alice", "back", "backwards")
+	receiveGroup(t, nodes["carol"], "alice", "back", "backwards")
+	if r := waitFor[GroupReport](t, alice, nil); !slices.Equal(r.Delivered, []string{"carol", "bob"}) {
+		t.Errorf("report %+v, want delivered to carol, bob", r)
+	}
+	if h, err := alice.GroupHistory("back", 1); err != nil || len(h) != 1 || !slices.Equal(h[0].To, []string{"carol", "bob"}) {
+		t.Errorf("history of @back: %+v, %v", h, err)
 	}
 
 	to, err = nodes["dave"].SendGroup(AllGroup, "to everyone")
