@@ -100,12 +100,13 @@ func (c *serverConn) serve(ctx context.Context) {
 	defer c.raw.Close()
 	stop := context.AfterFunc(ctx, func() { c.raw.Close() })
 	defer stop()
-	for _, old := range n.admit.admit(c.raw) {
-		c.log.Warn("too many unauthenticated connections: closing the oldest", "closed", old.RemoteAddr().String())
+	watched, evict := n.admit.admit(c.raw)
+	for _, old := range evict {
+		c.log.Warn("too many unauthenticated connections: closing the one least far in its handshake", "closed", old.RemoteAddr().String())
 		old.Close()
 	}
 
-	c.conn = tls.Server(c.raw, n.tls)
+	c.conn = tls.Server(watched, n.tls)
 	c.br = bufio.NewReaderSize(c.conn, 4096)
 	c.bw = bufio.NewWriterSize(c.conn, 4096)
 	c.buf = make([]byte, wire.MaxFrameSize)
@@ -201,6 +202,13 @@ func (c *serverConn) handshake(ctx context.Context) error {
 	}
 	cert := c.conn.ConnectionState().PeerCertificates[0]
 	c.id = trust.CertID(cert.Raw)
+	if _, src := n.pins.Pinned(cert.Subject.CommonName); src != NotPinned {
+		// TLS checked the pin: strangers can no longer crowd it out.
+		for _, old := range n.admit.proved(c.raw, c.id) {
+			c.log.Warn("too many handshakes with one friend's identity: closing the oldest", "closed", old.RemoteAddr().String())
+			old.Close()
+		}
+	}
 	f, err := wire.ReadFrame(c.br, c.buf)
 	if err != nil {
 		if isTimeout(err) {

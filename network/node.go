@@ -171,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return f.ID, ok
 	}, n.known)
 	n.tls = n.pins.ServerConfig(func(name string) bool { _, ok := n.outboxes[name]; return ok })
+	n.tls.GetConfigForClient = sawClientHello // admission's view of the handshake
 	for _, f := range cfg.Table.Friends() {
 		if f.Name == self.Name {
 			continue
