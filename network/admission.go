@@ -5,15 +5,15 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Limits on inbound connections that have not yet proved to be a friend's
 // (TLS handshake and hello not done). Past a limit a connection is closed
 // to make room, so a flood or a slowloris holds at most these many
-// descriptors. The one closed is the one whose handshake got least far,
-// the oldest of those: a friend's handshake, which moves on within a round
-// trip, outlasts any number of strangers that stall, from the same address
-// or not. A connection that completed TLS with a pinned friend's
+// descriptors. The one closed is the most stalled (see evictLocked): a
+// friend's handshake, which moves on within a round trip, outlasts any
+// number of strangers that stall, from the same address or not. A connection that completed TLS with a pinned friend's
 // certificate leaves these limits altogether (see proved).
 const (
 	maxUnauthenticated        = 128
@@ -35,8 +35,9 @@ const (
 // records how far the handshake got.
 type watchedConn struct {
 	net.Conn
-	stage atomic.Int32
-	wrote atomic.Bool
+	stage    atomic.Int32
+	progress atomic.Int64 // when it was admitted or last moved on, Unix nanoseconds
+	wrote    atomic.Bool
 }
 
 func (w *watchedConn) Read(p []byte) (int, error) {
@@ -60,7 +61,11 @@ func (w *watchedConn) Write(p []byte) (int, error) {
 func (w *watchedConn) raise(s stage) {
 	for {
 		old := w.stage.Load()
-		if stage(old) >= s || w.stage.CompareAndSwap(old, int32(s)) {
+		if stage(old) >= s {
+			return
+		}
+		if w.stage.CompareAndSwap(old, int32(s)) {
+			w.progress.Store(time.Now().UnixNano())
 			return
 		}
 	}
@@ -108,6 +113,7 @@ func newAdmission() *admission {
 func (a *admission) admit(c net.Conn) (net.Conn, []net.Conn) {
 	host := remoteHost(c)
 	w := &watchedConn{Conn: c}
+	w.progress.Store(time.Now().UnixNano())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.seq++
@@ -124,19 +130,22 @@ func (a *admission) admit(c net.Conn) (net.Conn, []net.Conn) {
 }
 
 // evictLocked forgets and returns the stranger, other than keep and from
-// host if host is not empty, whose handshake got least far; the oldest of
-// those.
+// host if host is not empty, that is the most stalled: one that has not
+// sent a whole ClientHello before one that has, and of those the one that
+// has gone longest without moving on (silent since it was accepted, or
+// stuck in the middle of a message).
 func (a *admission) evictLocked(keep net.Conn, host string) net.Conn {
 	var worst net.Conn
-	var ws stage
-	var wseq uint64
+	var wHello bool
+	var wSince int64
 	for c, ad := range a.conns {
 		if c == keep || host != "" && ad.host != host {
 			continue
 		}
-		s := stage(ad.watch.stage.Load())
-		if worst == nil || s < ws || s == ws && ad.seq < wseq {
-			worst, ws, wseq = c, s, ad.seq
+		hello := stage(ad.watch.stage.Load()) >= stageHello
+		since := ad.watch.progress.Load()
+		if worst == nil || !hello && wHello || hello == wHello && since < wSince {
+			worst, wHello, wSince = c, hello, since
 		}
 	}
 	a.forgetLocked(worst)

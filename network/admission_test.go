@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"testing"
+	"time"
 )
 
 // loopbackPairs returns the server ends of n TCP connections over
@@ -33,14 +34,17 @@ func loopbackPairs(t *testing.T, n int) []net.Conn {
 	return out
 }
 
-// Which connection a full address closes: the one whose handshake got
-// least far, the oldest of those; never one proven a friend's.
+// Which connection a full address closes: the most stalled, one that has
+// not sent a whole ClientHello before one that has, and of those the one
+// that went longest without moving on; never the newcomer, nor one proven
+// a friend's.
 func TestAdmissionClosesStalledHandshakesFirst(t *testing.T) {
 	id := newIdentity(t, "alice").ID
 	other := newIdentity(t, "bob").ID
 	type step struct {
-		stage stage // how far the connection gets once admitted
-		prove *ID   // then proved with this identity
+		stage stage         // how far the connection gets once admitted
+		idle  time.Duration // for how long it has not moved on
+		prove *ID           // then proved with this identity
 	}
 	strangers := func(n int, s stage) []step { return slices.Repeat([]step{{stage: s}}, n) }
 	cases := []struct {
@@ -54,23 +58,30 @@ func TestAdmissionClosesStalledHandshakesFirst(t *testing.T) {
 			want:  []int{0, 1},
 		},
 		{
-			name:  "silent before partial, though newer",
-			steps: append(strangers(maxUnauthenticatedPerHost-1, stagePartial), step{stage: stageSilent}, step{stage: stagePartial}),
-			want:  []int{maxUnauthenticatedPerHost - 1},
+			name: "silent for longer before stuck in its ClientHello for less",
+			steps: append(strangers(maxUnauthenticatedPerHost-1, stagePartial),
+				step{stage: stageSilent, idle: time.Second}, step{stage: stagePartial}),
+			want: []int{maxUnauthenticatedPerHost - 1},
+		},
+		{
+			name: "stuck in its ClientHello for longer before silent for less",
+			steps: append([]step{{stage: stageSilent}, {stage: stagePartial, idle: time.Second}},
+				strangers(maxUnauthenticatedPerHost-1, stageSilent)...),
+			want: []int{1},
 		},
 		{
 			name:  "a friend's ClientHello outlasts any number of stalled ones",
-			steps: append([]step{{stage: stageHello}}, strangers(3*maxUnauthenticatedPerHost, stagePartial)...),
+			steps: append([]step{{stage: stageHello, idle: time.Hour}}, strangers(3*maxUnauthenticatedPerHost, stagePartial)...),
 			want:  seq(1, 2*maxUnauthenticatedPerHost+2),
 		},
 		{
 			name:  "the newcomer is never the one closed",
-			steps: append(strangers(maxUnauthenticatedPerHost, stageAnswered), step{stage: stageSilent}),
+			steps: append(strangers(maxUnauthenticatedPerHost, stageAnswered), step{stage: stageSilent, idle: time.Hour}),
 			want:  []int{0},
 		},
 		{
 			name: "proven connections are never closed for strangers",
-			steps: append([]step{{stage: stageAnswered, prove: &id}, {stage: stageAnswered, prove: &other}},
+			steps: append([]step{{stage: stageAnswered, prove: &id, idle: time.Hour}, {stage: stageAnswered, prove: &other, idle: time.Hour}},
 				strangers(2*maxUnauthenticatedPerHost, stageSilent)...),
 			want: seq(2, maxUnauthenticatedPerHost+2),
 		},
@@ -84,6 +95,7 @@ func TestAdmissionClosesStalledHandshakesFirst(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAdmission()
 			conns := loopbackPairs(t, len(tc.steps))
+			base := time.Now()
 			var closed []int
 			record := func(evicted []net.Conn) {
 				for _, e := range evicted {
@@ -103,9 +115,12 @@ func TestAdmissionClosesStalledHandshakesFirst(t *testing.T) {
 					w.Write([]byte{0x16})
 					w.Read(make([]byte, 1))
 				}
-				if got := stage(w.(*watchedConn).stage.Load()); got != st.stage {
+				wc := w.(*watchedConn)
+				if got := stage(wc.stage.Load()); got != st.stage {
 					t.Fatalf("connection %d reached %v, want %v", i, got, st.stage)
 				}
+				// In order of arrival, less its idle time.
+				wc.progress.Store(base.Add(time.Duration(i)*time.Microsecond - st.idle).UnixNano())
 				if st.prove != nil {
 					record(a.proved(conns[i], *st.prove))
 				}
