@@ -3,6 +3,7 @@ package network
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -65,6 +66,12 @@ type conn struct {
 	done chan struct{} // closed when run returns; err says why
 	err  error
 	once sync.Once
+
+	// ending is closed by stop: the connection is closed, or its reader
+	// ended. A receive paused by the friend's budget, which reads
+	// nothing, waits on it.
+	ending   chan struct{}
+	stopOnce sync.Once
 }
 
 func newConn(n *Node, nc net.Conn, br *bufio.Reader, bw *bufio.Writer) *conn {
@@ -76,6 +83,7 @@ func newConn(n *Node, nc net.Conn, br *bufio.Reader, bw *bufio.Writer) *conn {
 		ackReady:  make(chan struct{}, 1),
 		owedReady: make(chan struct{}, 1),
 		done:      make(chan struct{}),
+		ending:    make(chan struct{}),
 	}
 	c.touch()
 	return c
@@ -108,6 +116,7 @@ func (c *conn) run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		defer close(msgs)
+		defer c.stop()
 		readErr = c.read(msgs, stop)
 	}()
 	err := c.record(ctx, in, msgs)
@@ -149,15 +158,23 @@ func (c *conn) record(ctx context.Context, in *inbox, msgs <-chan *wire.Message)
 				break drain
 			}
 		}
-		if err := in.receive(ctx, batch); err != nil {
-			return err
+		for rest := batch; len(rest) > 0; {
+			// All of it, unless the friend's budget pauses it part way.
+			k, err := in.receive(ctx, c.ending, rest)
+			if errors.Is(err, net.ErrClosed) {
+				return nil // closed while paused: the reader says why
+			}
+			if err != nil {
+				return err
+			}
+			c.owedMu.Lock()
+			for _, m := range rest[:k] {
+				c.owed = append(c.owed, wire.Ack{Stream: m.Stream, Seq: m.Seq})
+			}
+			c.owedMu.Unlock()
+			signal(c.owedReady)
+			rest = rest[k:]
 		}
-		c.owedMu.Lock()
-		for _, m := range batch {
-			c.owed = append(c.owed, wire.Ack{Stream: m.Stream, Seq: m.Seq})
-		}
-		c.owedMu.Unlock()
-		signal(c.owedReady)
 	}
 }
 
@@ -276,6 +293,13 @@ func (c *conn) takeAcks() []wire.Ack {
 // close closes the connection; run then returns.
 func (c *conn) close() {
 	c.once.Do(func() { c.nc.Close() })
+	c.stop()
+}
+
+// stop ends a receive paused by the friend's budget, for a connection
+// closed underneath (its reader ended, or it was closed below its TLS).
+func (c *conn) stop() {
+	c.stopOnce.Do(func() { close(c.ending) })
 }
 
 // closeAndWait closes the connection and waits for run to return.

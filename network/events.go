@@ -7,7 +7,8 @@ import (
 // Event is something that happened on the network, for the shell to show.
 // It is one of MessageReceived, MessageDelivered, MessageQueued,
 // MessageFailed, GroupReport, MessageRefused, ConnUp, ConnDown,
-// ConnRefused, IdentityPinned, StoreFailed and StoreRecovered.
+// ConnRefused, IdentityPinned, ReceivingPaused, StoreFailed and
+// StoreRecovered.
 type Event interface{ event() }
 
 // MessageReceived: a friend sent us a message.
@@ -132,7 +133,19 @@ type ConnRefused struct {
 	Dropped int
 }
 
+// ReceivingPaused: a friend sent more than Limit bytes of text within
+// Window, so nothing more is read from them until Until, when the window
+// has room again; they keep what they send meanwhile, unacknowledged. It
+// is reported once per pause.
+type ReceivingPaused struct {
+	From   string
+	Limit  int64
+	Window time.Duration
+	Until  time.Time
+}
+
 func (MessageReceived) event()  {}
+func (ReceivingPaused) event()  {}
 func (MessageDelivered) event() {}
 func (MessageFailed) event()    {}
 func (MessageQueued) event()    {}

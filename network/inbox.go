@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
-	"sync"
+	"time"
 
 	"p2pchat/network/internal/store"
 	"p2pchat/network/wire"
@@ -13,8 +14,9 @@ import (
 
 // inbox owns what is received from one friend: recognising messages
 // received twice, recording the new ones before they are handed on, and
-// handing on again at start what a crash kept from the screen. Connections
-// from the same friend take turns in receive.
+// handing on again at start what a crash kept from the screen, and
+// keeping the friend within their budget on disk. Connections from the
+// same friend take turns in receive.
 type inbox struct {
 	friend string
 	store  *store.DB
@@ -25,9 +27,10 @@ type inbox struct {
 
 	replayed chan struct{} // closed once replay is done; receive waits for it
 
-	mu      sync.Mutex
+	turn    chan struct{}            // held by the receive running; the fields below are its
 	lastIn  map[wire.StreamID]uint64 // highest sequence number received, per stream seen this run
 	refused map[string]bool          // group tags refused and reported, so once each
+	budget  *budget
 }
 
 func newInbox(n *Node, f Friend) *inbox {
@@ -39,7 +42,9 @@ func newInbox(n *Node, f Friend) *inbox {
 		health:   &n.health,
 		table:    n.cfg.Table,
 		replayed: make(chan struct{}),
+		turn:     make(chan struct{}, 1),
 		lastIn:   make(map[wire.StreamID]uint64),
+		budget:   newBudget(n.cfg.ReceiveLimit, n.cfg.ReceiveWindow),
 	}
 }
 
@@ -61,66 +66,127 @@ func (in *inbox) replay(ctx context.Context) {
 }
 
 // receive records and hands on the messages of batch that are new, in
-// order. A message is new if its sequence number is above the last one
-// received in its stream; one at or below is a duplicate (a retry after a
-// lost ack) and is only acknowledged. One that jumps more than
-// wire.MaxSeqJump past it is malformed. One whose group tag is not a group
-// of our table with the friend in it is refused: see refuseGroup. An
-// error means nothing of batch is to be acknowledged.
-func (in *inbox) receive(ctx context.Context, batch []wire.Message) error {
+// order, as many as the friend's budget on disk has room for, and returns
+// how many of batch it is done with: those may be acknowledged, the rest
+// are for the next call. A message is new if its sequence number is above
+// the last one received in its stream; one at or below is a duplicate (a
+// retry after a lost ack) and is only acknowledged. One that jumps more
+// than wire.MaxSeqJump past it is malformed. One whose group tag is not a
+// group of our table with the friend in it is refused: see refuseGroup.
+// When not even the first new message has room, receive waits for it
+// (nothing more is read from the friend meanwhile) unless closed is
+// closed; the first such wait of a pause is reported (ReceivingPaused). An
+// error means nothing more of batch is to be acknowledged.
+func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wire.Message) (int, error) {
 	select {
 	case <-in.replayed:
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
+	select {
+	case in.turn <- struct{}{}:
+	default:
+		select {
+		case in.turn <- struct{}{}:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-closed:
+			return 0, net.ErrClosed
+		}
+	}
+	defer func() { <-in.turn }()
+	now := time.Now()
+	if err := in.budget.load(in.store, in.friend, now); err != nil {
+		return 0, err
+	}
 	var fresh []store.In
+	var bytes int64
 	seen := make(map[wire.StreamID]uint64)
+	done := 0
 	for _, m := range batch {
 		last, ok := seen[m.Stream]
 		if !ok {
 			var err error
 			if last, err = in.received(m.Stream); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		if m.Seq <= last {
+			done++
 			continue
 		}
 		if m.Seq-last > wire.MaxSeqJump {
-			return fmt.Errorf("%w: message %d in a stream at %d", wire.ErrBadFrame, m.Seq, last)
+			return 0, fmt.Errorf("%w: message %d in a stream at %d", wire.ErrBadFrame, m.Seq, last)
 		}
-		seen[m.Stream] = m.Seq
 		if err := in.table.checkGroupTag(in.friend, m.Group); err != nil {
+			seen[m.Stream] = m.Seq
 			in.refuseGroupLocked(ctx, m.Group, err)
+			done++
 			continue
 		}
+		size := int64(len(m.Text))
+		if !in.budget.fits(now, bytes+size) {
+			if done > 0 {
+				break // these first; the next call waits
+			}
+			if err := in.waitForRoom(ctx, closed, size); err != nil {
+				return 0, err
+			}
+			now = time.Now()
+		}
+		seen[m.Stream] = m.Seq
+		bytes += size
 		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Group: m.Group, Text: m.Text, Sent: m.Sent})
+		done++
 	}
 	if len(fresh) == 0 {
 		for s, seq := range seen {
 			in.lastIn[s] = seq
 		}
-		return nil
+		return done, nil
 	}
-	if err := in.store.AddIn(in.friend, fresh).Wait(); err != nil {
+	if err := in.store.AddIn(in.friend, fresh, in.budget.period(now)).Wait(); err != nil {
 		in.health.failed(ctx, err)
-		return err // not acknowledged: the friend sends it again
+		return 0, err // not acknowledged: the friend sends it again
 	}
 	in.health.worked(ctx)
+	in.budget.add(now, bytes)
 	for s, seq := range seen {
 		in.lastIn[s] = seq
 	}
 	for _, m := range fresh {
 		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: m.Seq, Sent: m.Sent, Group: m.Group, Text: m.Text, row: m.Row}) {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 	// Let the shell show them now rather than once the acks are written:
 	// the shell's goroutine was readied on this thread and would wait
 	// (BenchmarkWarmLatency: see the hint in conn.read).
 	runtime.Gosched()
+	return done, nil
+}
+
+// waitForRoom waits until need bytes fit the friend's budget, unless ctx
+// is done or closed is closed. The turn is held.
+func (in *inbox) waitForRoom(ctx context.Context, closed <-chan struct{}, need int64) error {
+	for now := time.Now(); !in.budget.fits(now, need); now = time.Now() {
+		until := in.budget.roomAt(now, need)
+		if !in.budget.warned {
+			in.budget.warned = true
+			in.log.Warn("over its budget on disk: receiving paused", "limit", in.budget.limit, "window", in.budget.window, "until", until)
+			in.emit(ctx, ReceivingPaused{From: in.friend, Limit: in.budget.limit, Window: in.budget.window, Until: until})
+		}
+		t := time.NewTimer(time.Until(until))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-closed:
+			t.Stop()
+			return net.ErrClosed
+		}
+	}
 	return nil
 }
 
@@ -131,7 +197,8 @@ func (in *inbox) receive(ctx context.Context, batch []wire.Message) error {
 // hold every later one from the friend behind it for ever, and sending it
 // again cannot mend a table that differs from ours. It is not recorded;
 // only this run remembers its number, so if its acknowledgement is lost
-// and the next run gets it again, it is reported once more. mu is held.
+// and the next run gets it again, it is reported once more. The turn is
+// held.
 func (in *inbox) refuseGroupLocked(ctx context.Context, group string, err error) {
 	if in.refused[group] {
 		return
@@ -152,7 +219,7 @@ func (in *inbox) refuseGroupLocked(ctx context.Context, group string, err error)
 const maxRefusedGroups = 64
 
 // received returns the last sequence number received in stream, from
-// memory or the store. mu is held.
+// memory or the store. The turn is held.
 func (in *inbox) received(stream wire.StreamID) (uint64, error) {
 	if last, ok := in.lastIn[stream]; ok {
 		return last, nil

@@ -89,6 +89,13 @@ type serverConn struct {
 	since     time.Time   // when it was accepted as the friend's; under node.mu
 }
 
+// shut closes the connection from outside its goroutines: even one that
+// reads nothing, paused by the friend's budget, ends. node.mu is held.
+func (c *serverConn) shut() {
+	c.raw.Close()
+	c.link.stop()
+}
+
 // maxInboundPerFriend bounds the inbound connections one friend may hold
 // open; past it the oldest is closed. A friend needs one; a few more cover
 // a reconnect while the old one has not yet timed out.
@@ -151,7 +158,7 @@ func (c *serverConn) serve(ctx context.Context) {
 			}
 		}
 		c.log.Warn("too many connections from one friend: closing the oldest", "closed", oldest.addr)
-		oldest.raw.Close()
+		oldest.shut()
 	}
 	n.mu.Unlock()
 	n.outboxes[c.name].reached() // whatever waits for them goes now

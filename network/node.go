@@ -63,6 +63,12 @@ type Config struct {
 	// Store is the durable record of messages: the queue to each friend,
 	// and what was received from each (see OpenStore). Required.
 	Store *Store
+	// ReceiveLimit bounds what one friend may cost on disk: the bytes of
+	// text received from them within ReceiveWindow. Past it, nothing more
+	// is read from them until the window has room. Zero means
+	// DefaultReceiveLimit and DefaultReceiveWindow; tests make them small.
+	ReceiveLimit  int64
+	ReceiveWindow time.Duration
 	// Logger receives connection-level log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -146,6 +152,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = AckTimeout
 	}
+	if cfg.ReceiveLimit <= 0 {
+		cfg.ReceiveLimit = DefaultReceiveLimit
+	}
+	if cfg.ReceiveWindow <= 0 {
+		cfg.ReceiveWindow = DefaultReceiveWindow
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -189,6 +201,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, &ListenError{Name: self.Name, Addr: self.Addr(), Err: err}
 	}
 	n.ln = ln
+	n.store.ForgetUsage(time.Now().Add(-cfg.ReceiveWindow)) // out of every window
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	for name, o := range n.outboxes {
 		in := n.inboxes[name]

@@ -62,7 +62,7 @@ func (n *Node) Forget(name string) (ID, error) {
 	n.mu.Lock()
 	for c := range n.inbound[name] {
 		c.forgotten.Store(true)
-		c.raw.Close()
+		c.shut()
 	}
 	n.mu.Unlock()
 	o.forgotten() // closes our connection to it; what waits goes to the next one

@@ -383,6 +383,17 @@ func TestRunEvents(t *testing.T) {
 			},
 		},
 		{
+			name: "receiving paused",
+			events: []network.Event{
+				network.ReceivingPaused{From: "bob", Limit: 1 << 30, Window: 24 * time.Hour, Until: time.Now().Add(time.Hour)},
+				network.ReceivingPaused{From: "carol", Limit: 2500, Window: 3 * time.Second, Until: time.Now()},
+			},
+			errOut: [][]string{
+				line("Receiving from bob is paused: bob sent more than 1 GiB in 24 h, the most one friend may cost on disk. It resumes by ", "; nothing is lost, bob keeps the messages until then."),
+				line("Receiving from carol is paused: carol sent more than 2.44 KiB in 3s"),
+			},
+		},
+		{
 			name:   "identity pinned",
 			events: []network.Event{network.IdentityPinned{Name: "bob", Addr: "127.0.0.1:4001", ID: idBob}},
 			errOut: [][]string{line("First contact with bob: pinned identity "+idBob.String()+".", "what bob's /whoami shows")},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -417,6 +418,9 @@ func (s *Shell) render(ev network.Event) {
 		s.problem(Sanitize(fmt.Sprintf("cannot record the messages friends send: %v; they keep them and send them again once it works", ev.Err)))
 	case network.StoreRecovered:
 		s.ui.notice(s.paint.Faint("The message database records again."))
+	case network.ReceivingPaused:
+		s.problem(fmt.Sprintf("Receiving from %s is paused: %s sent more than %s in %s, the most one friend may cost on disk. It resumes by %s; nothing is lost, %s keeps the messages until then.",
+			ev.From, ev.From, bytesString(ev.Limit), windowString(ev.Window), when(ev.Until), ev.From))
 	case network.ConnRefused:
 		var idErr *network.IdentityError
 		if errors.As(ev.Err, &idErr) {
@@ -662,6 +666,31 @@ func wrapWords(text string, width int) []string {
 		}
 	}
 	return append(lines, line)
+}
+
+// bytesString is n bytes in the largest binary unit it is at least one
+// of, to three figures.
+func bytesString(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size {
+			return strconv.FormatFloat(float64(n)/float64(u.size), 'g', 3, 64) + " " + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// windowString is d briefly: "24 h", "90 s".
+func windowString(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d h", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func abbreviate(s string, n int) string {

@@ -70,9 +70,10 @@ type In struct {
 }
 
 // AddIn records messages received from friend, in order, and raises the
-// received mark of each of their streams. It sets each one's Row. They
-// are durable once the Pending is done.
-func (db *DB) AddIn(friend string, msgs []In) *Pending {
+// received mark of each of their streams. It sets each one's Row. The
+// bytes of their text count in the friend's usage of the period that
+// starts at period (see Usage). They are durable once the Pending is done.
+func (db *DB) AddIn(friend string, msgs []In, period time.Time) *Pending {
 	now := time.Now().UnixMilli()
 	first := db.nextRow.Add(int64(len(msgs))) - int64(len(msgs)) + 1
 	for i := range msgs {
@@ -80,7 +81,7 @@ func (db *DB) AddIn(friend string, msgs []In) *Pending {
 	}
 	rows := make([]newRow, len(msgs))
 	for i, m := range msgs {
-		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, group: m.Group, text: m.Text}
+		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, group: m.Group, text: m.Text, period: period.UnixMilli()}
 	}
 	return db.submit(&request{rows: rows})
 }
@@ -109,6 +110,43 @@ func (db *DB) Received(friend string, stream wire.StreamID) (uint64, error) {
 		return 0, db.fail("cannot read", err)
 	}
 	return uint64(seq), nil
+}
+
+// Period is what a friend sent in one period: AddIn's bytes of text.
+type Period struct {
+	Start time.Time
+	Bytes int64
+}
+
+// Usage returns what friend sent in the periods that start at or after
+// since, oldest first.
+func (db *DB) Usage(friend string, since time.Time) ([]Period, error) {
+	rows, err := db.sql.Query(`SELECT period, bytes FROM usage WHERE friend = ? AND period >= ? ORDER BY period`, friend, since.UnixMilli())
+	if err != nil {
+		return nil, db.fail("cannot read", err)
+	}
+	defer rows.Close()
+	var out []Period
+	for rows.Next() {
+		var start, bytes int64
+		if err := rows.Scan(&start, &bytes); err != nil {
+			return nil, db.fail("cannot read", err)
+		}
+		out = append(out, Period{Start: time.UnixMilli(start), Bytes: bytes})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.fail("cannot read", err)
+	}
+	return out, nil
+}
+
+// ForgetUsage deletes the usage of every period that starts before
+// before. It is lazy, as MarkDelivered is.
+func (db *DB) ForgetUsage(before time.Time) *Pending {
+	return db.submit(&request{lazy: true, apply: func(t *txn) error {
+		_, err := t.exec(`DELETE FROM usage WHERE period < ?`, before.UnixMilli())
+		return err
+	}})
 }
 
 // selectMessage selects messages with their Done, from their friend's

@@ -71,6 +71,16 @@ var migrations = []string{
 	-- A group's history, without reading everyone else's.
 	CREATE INDEX messages_by_group ON messages (grp, row) WHERE grp != '';
 	`,
+	// 3: what each friend sent, in bytes of text, per period: the budget
+	// of what one friend may cost on disk, kept across restarts.
+	`
+	CREATE TABLE usage (
+		friend TEXT NOT NULL,
+		period INTEGER NOT NULL,  -- its start, Unix milliseconds
+		bytes  INTEGER NOT NULL,
+		PRIMARY KEY (friend, period)
+	) WITHOUT ROWID;
+	`,
 }
 
 // schemaVersion is the version this release writes.

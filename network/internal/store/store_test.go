@@ -40,6 +40,34 @@ func mustWait(t *testing.T, p *Pending) {
 	}
 }
 
+// What a friend sent is counted per period, in bytes of text, and the
+// count survives a reopen; ForgetUsage drops the old periods.
+func TestUsageSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	db := openIn(t, dir)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	s := NewStreamID()
+	mustWait(t, db.AddIn("bob", []In{{Stream: s, Seq: 1, Text: "héllo"}, {Stream: s, Seq: 2, Text: "x"}}, t0))
+	mustWait(t, db.AddIn("bob", []In{{Stream: s, Seq: 3, Text: "abc"}}, t0))
+	mustWait(t, db.AddIn("bob", []In{{Stream: s, Seq: 4, Text: "later"}}, t0.Add(time.Hour)))
+	mustWait(t, db.AddIn("carol", []In{{Stream: s, Seq: 1, Text: "not bob"}}, t0))
+	db.Close()
+
+	db = openIn(t, dir)
+	got, err := db.Usage("bob", t0)
+	want := []Period{{Start: t0, Bytes: 6 + 1 + 3}, {Start: t0.Add(time.Hour), Bytes: 5}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Usage: %v, %v; want %v", got, err, want)
+	}
+	if got, _ := db.Usage("bob", t0.Add(time.Minute)); !slices.Equal(got, want[1:]) {
+		t.Errorf("Usage from a minute on: %v, want %v", got, want[1:])
+	}
+	mustWait(t, db.ForgetUsage(t0.Add(time.Minute)))
+	if got, _ := db.Usage("bob", time.Time{}); !slices.Equal(got, want[1:]) {
+		t.Errorf("Usage after ForgetUsage: %v, want %v", got, want[1:])
+	}
+}
+
 func TestQueueDeliveryShownAndHistorySurviveReopen(t *testing.T) {
 	dir := t.TempDir()
 	db := openIn(t, dir)
@@ -52,7 +80,7 @@ func TestQueueDeliveryShownAndHistorySurviveReopen(t *testing.T) {
 	}
 	// bob's clock is an hour behind: history still follows arrival.
 	in := []In{{Stream: NewStreamID(), Seq: 1, Text: "hi", Sent: t0.Add(-time.Hour)}, {Stream: NewStreamID(), Seq: 5, Text: "yo", Sent: t0.Add(-time.Hour)}}
-	mustWait(t, db.AddIn("bob", in))
+	mustWait(t, db.AddIn("bob", in, t0))
 	mustWait(t, db.MarkDelivered("bob", outs[0].Row))
 	if err := db.MarkShown("bob", in[0].Row); err != nil {
 		t.Fatal(err)
@@ -418,7 +446,7 @@ func TestGroupIsRecorded(t *testing.T) {
 	for _, g := range []string{"", "trip", wire.AllGroup} {
 		_, p := db.AddGroupOut("bob", g, "out "+g, now, 0)
 		mustWait(t, p)
-		mustWait(t, db.AddIn("bob", []In{{Stream: NewStreamID(), Seq: 1, Group: g, Text: "in " + g, Sent: now}}))
+		mustWait(t, db.AddIn("bob", []In{{Stream: NewStreamID(), Seq: 1, Group: g, Text: "in " + g, Sent: now}}, now))
 	}
 	db.Close()
 	db = openIn(t, dir)
@@ -454,7 +482,7 @@ func TestGroupHistory(t *testing.T) {
 	}
 	in := func(friend, group, text string) {
 		t.Helper()
-		mustWait(t, db.AddIn(friend, []In{{Stream: NewStreamID(), Seq: 1, Group: group, Text: text, Sent: now}}))
+		mustWait(t, db.AddIn(friend, []In{{Stream: NewStreamID(), Seq: 1, Group: group, Text: text, Sent: now}}, now))
 	}
 	first := out("bob", "trip", "one", 0)
 	in("dave", "trip", "between the copies")

@@ -235,19 +235,26 @@ type newRow struct {
 	group    string
 	copyOf   int64 // see the column copy_of
 	text     string
+	period   int64 // received: the start of the usage period it counts in, Unix milliseconds
 }
 
 // insertRows is the most rows one INSERT statement takes.
 const insertRows = 64
 
-// insert inserts rows, insertRows a statement, and raises the received
-// mark of each friend's stream to the highest sequence number received.
+// insert inserts rows, insertRows a statement, raises the received mark
+// of each friend's stream to the highest sequence number received, and
+// adds what was received to each friend's usage.
 func (t *txn) insert(rows []newRow) error {
 	type key struct {
 		friend string
 		stream wire.StreamID
 	}
+	type period struct {
+		friend string
+		start  int64
+	}
 	received := map[key]uint64{}
+	usage := map[period]int64{}
 	args := make([]any, 0, 10*insertRows)
 	for len(rows) > 0 {
 		n := min(len(rows), insertRows)
@@ -257,6 +264,7 @@ func (t *txn) insert(rows []newRow) error {
 			if !r.outgoing {
 				k := key{r.friend, r.stream}
 				received[k] = max(received[k], r.seq)
+				usage[period{r.friend, r.period}] += int64(len(r.text))
 			}
 		}
 		q := `INSERT INTO messages (row, friend, outgoing, stream, seq, sent, at, grp, copy_of, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)` +
@@ -269,6 +277,12 @@ func (t *txn) insert(rows []newRow) error {
 	for k, seq := range received {
 		if _, err := t.exec(`INSERT INTO received (friend, stream, seq) VALUES (?, ?, ?) ON CONFLICT (friend, stream) DO UPDATE SET seq = max(seq, excluded.seq)`,
 			k.friend, k.stream[:], int64(seq)); err != nil {
+			return err
+		}
+	}
+	for p, bytes := range usage {
+		if _, err := t.exec(`INSERT INTO usage (friend, period, bytes) VALUES (?, ?, ?) ON CONFLICT (friend, period) DO UPDATE SET bytes = bytes + excluded.bytes`,
+			p.friend, p.start, bytes); err != nil {
 			return err
 		}
 	}

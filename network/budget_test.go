@@ -1,0 +1,112 @@
+package network
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// budgetMessage is a message of 250 bytes: the limit below holds 10.
+func budgetMessage(i int) string {
+	s := fmt.Sprintf("%03d ", i)
+	return s + strings.Repeat("x", 250-len(s))
+}
+
+// withBudget limits what one friend may send to n messages of
+// budgetMessage's size within window.
+func withBudget(n int, window time.Duration) func(*Config) {
+	return func(c *Config) { c.ReceiveLimit, c.ReceiveWindow = int64(250*n), window }
+}
+
+// received is one MessageReceived and when it came.
+type received struct {
+	MessageReceived
+	at time.Time
+}
+
+// collect reads n's events until want messages came, or the deadline,
+// marking them shown as the shell does, and returns them and the
+// ReceivingPaused events.
+func collect(t *testing.T, n *Node, want int, deadline time.Duration) ([]received, []ReceivingPaused) {
+	t.Helper()
+	var msgs []received
+	var paused []ReceivingPaused
+	timeout := time.NewTimer(deadline)
+	defer timeout.Stop()
+	for len(msgs) < want {
+		select {
+		case ev := <-n.Events():
+			switch ev := ev.(type) {
+			case MessageReceived:
+				n.MarkShown(ev)
+				msgs = append(msgs, received{ev, time.Now()})
+			case ReceivingPaused:
+				paused = append(paused, ev)
+			}
+		case <-timeout.C:
+			t.Fatalf("%s: %d messages within %v, want %d", n.Name(), len(msgs), deadline, want)
+		}
+	}
+	return msgs, paused
+}
+
+// A friend who sends more than the limit within the window is paused:
+// what fits is shown, the person is told once, the rest waits with the
+// sender, unacknowledged, and comes, once each and in order, when the
+// window has room again.
+func TestFriendPastTheLimitIsPausedUntilTheWindowHasRoom(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	const window = 3 * time.Second
+	alice := startNode(t, tab, "alice")
+	bob := startNode(t, tab, "bob", withBudget(10, window))
+	const total = 15
+	began := time.Now()
+	for i := range total {
+		send(t, alice, "bob", budgetMessage(i))
+	}
+	msgs, paused := collect(t, bob, total, window+waitTimeout)
+	for i, m := range msgs {
+		if m.Text != budgetMessage(i) {
+			t.Fatalf("message %d is %.10q, want %.10q", i, m.Text, budgetMessage(i))
+		}
+	}
+	// The 11th waited for the first ten to leave the window.
+	if early := msgs[10].at.Sub(msgs[0].at); early < window-window/budgetPeriods {
+		t.Errorf("the 11th message came %v after the first, within the window of %v", early, window)
+	}
+	if len(paused) != 1 || paused[0].From != "alice" || paused[0].Limit != 2500 || paused[0].Until.Before(began.Add(window-window/budgetPeriods)) {
+		t.Errorf("paused events %+v, want one for alice until the window has room", paused)
+	}
+	for range total {
+		waitFor[MessageDelivered](t, alice, nil)
+	}
+}
+
+// The count is kept in the store: a restart does not give the friend a new
+// budget.
+func TestTheLimitSurvivesARestart(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	const window = 4 * time.Second
+	alice := startNode(t, tab, "alice")
+	db := openStore(t)
+	bobID := newIdentity(t, "bob")
+	bob := startNode(t, tab, "bob", withBudget(10, window), withStore(db), withIdentity(bobID))
+	for i := range 10 {
+		send(t, alice, "bob", budgetMessage(i))
+	}
+	first, _ := collect(t, bob, 10, waitTimeout)
+	bob.Close()
+
+	bob = startNode(t, tab, "bob", withBudget(10, window), withStore(db), withIdentity(bobID))
+	send(t, alice, "bob", budgetMessage(10))
+	msgs, paused := collect(t, bob, 1, window+waitTimeout)
+	if len(paused) != 1 {
+		t.Errorf("after the restart: paused %+v, want once", paused)
+	}
+	if early := msgs[0].at.Sub(first[0].at); early < window-window/budgetPeriods {
+		t.Errorf("after the restart, the 11th message came %v after the first, within the window of %v", early, window)
+	}
+}
