@@ -1,7 +1,9 @@
 package network
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"p2pchat/network/trust"
+	"p2pchat/network/wire"
 )
 
 // floodDeadline is how long a friend's message may take through a flood
@@ -146,4 +151,63 @@ func TestFriendDeliversThroughAHandshakeFloodFromItsAddress(t *testing.T) {
 	if worst > floodTarget {
 		t.Errorf("a friend took %v to deliver through the flood, over the target of %v", worst, floodTarget)
 	}
+}
+
+// Many connections of one friend's identity at once, from several
+// goroutines: the cap of maxInboundPerFriend holds, and every connection
+// past it is closed. (A connection closed to make room used to stay in the
+// count until its goroutine ended, and was taken for the oldest again, so
+// that a few hundred stayed open.)
+func TestInboundCapHoldsUnderConcurrentConnections(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	bobID := newIdentity(t, "bob")
+	alice := startNode(t, tab, "alice", func(c *Config) { c.Logger = nil })
+	go func() { // alice's shell
+		for range alice.Events() {
+		}
+	}()
+	known, _ := LoadKnownPeers("")
+	pins := trust.NewPins(bobID, func(string) (ID, bool) { return ID{}, false }, known)
+	const dialers, each = 8, 25
+	var opened, closed atomic.Int64
+	var wg, readers sync.WaitGroup
+	for range dialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				c, err := tls.Dial("tcp", mustLookup(t, tab, "alice").Addr(), pins.ClientConfig("alice"))
+				if err != nil {
+					t.Errorf("dial: %v", err)
+					return
+				}
+				t.Cleanup(func() { c.Close() })
+				bw := bufio.NewWriter(c)
+				wire.WriteFrame(bw, wire.Hello{Version: wire.Version, Name: "bob"})
+				bw.Flush()
+				br := bufio.NewReader(c)
+				if _, err := wire.ReadFrame(br, make([]byte, wire.MaxFrameSize)); err != nil {
+					continue // closed before its welcome: a newer one came first
+				}
+				opened.Add(1)
+				readers.Add(1)
+				go func() {
+					defer readers.Done()
+					io.Copy(io.Discard, br) // until alice closes it
+					closed.Add(1)
+				}()
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(waitTimeout)
+	for closed.Load() < opened.Load()-maxInboundPerFriend || alice.Status()[0].Inbound > maxInboundPerFriend {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d welcomed connections closed, %d counted inbound; want all but %d closed", closed.Load(), opened.Load(), alice.Status()[0].Inbound, maxInboundPerFriend)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	alice.Close()
+	readers.Wait()
 }

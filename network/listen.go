@@ -148,9 +148,11 @@ func (c *serverConn) serve(ctx context.Context) {
 	}
 	c.since = time.Now()
 	n.inbound[c.name][c] = struct{}{}
-	if len(n.inbound[c.name]) > maxInboundPerFriend {
+	for len(n.inbound[c.name]) > maxInboundPerFriend {
 		// One friend (or whoever holds their key, or claims a first-use
-		// name) cannot hold more than a few descriptors: the oldest goes.
+		// name) cannot hold more than a few descriptors: the oldest goes,
+		// out of the count at once, so that a connection closed but not
+		// yet ended is never taken for the oldest again.
 		var oldest *serverConn
 		for o := range n.inbound[c.name] {
 			if oldest == nil || o.since.Before(oldest.since) {
@@ -159,6 +161,7 @@ func (c *serverConn) serve(ctx context.Context) {
 		}
 		c.log.Warn("too many connections from one friend: closing the oldest", "closed", oldest.addr)
 		oldest.shut()
+		delete(n.inbound[c.name], oldest)
 	}
 	n.mu.Unlock()
 	n.outboxes[c.name].reached() // whatever waits for them goes now
