@@ -9,11 +9,13 @@
 //	node.go      Node: Start, Close, Send, Status, History, Forget, Friends
 //	group.go     SendGroup, one report per group message, the check of a group tag
 //	events.go    the events; errors.go, the errors
-//	listen.go    the accept loop, admission, and serverConn: the server side of the handshake
+//	listen.go    the accept loop and serverConn: the server side of the handshake
+//	admission.go which handshakes not yet proved a friend's are kept, and which closed for room
 //	dial.go      the lazy dial and the client side of the handshake
 //	conn.go      conn, a friend's connection after the handshake, either end: frames both ways
 //	outbox.go    per friend, the queue and the goroutine that sends it
 //	inbox.go     per friend, de-duplication, the record before showing, replay
+//	budget.go    per friend, what they sent in the rolling window: their budget on disk
 //	table.go     the table of friends; trust.go, what network takes from package trust
 //
 // and the subpackages own the rest: wire (frames, limits, name and text
