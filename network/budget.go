@@ -68,11 +68,12 @@ func (b *budget) used(now time.Time) int64 {
 	return sum
 }
 
-// fits reports whether need more bytes fit at now. A message larger than
-// the whole limit fits an empty window, so that nothing waits for ever.
-func (b *budget) fits(now time.Time, need int64) bool {
-	used := b.used(now)
-	return used+need <= b.limit || used == 0
+// fits reports whether a message of size bytes fits at now, after pending
+// bytes taken before it and not yet added. A message larger than the whole
+// limit fits an empty window, so that nothing waits for ever.
+func (b *budget) fits(now time.Time, pending, size int64) bool {
+	used := b.used(now) + pending
+	return used+size <= b.limit || used == 0
 }
 
 // roomAt is when need more bytes fit, counting only what leaves the

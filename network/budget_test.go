@@ -7,6 +7,38 @@ import (
 	"time"
 )
 
+// What fits a budget of 1000 bytes in an hour, with 600 used half an hour
+// ago.
+func TestBudgetFits(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		name          string
+		used          int64 // half an hour ago
+		at            time.Time
+		pending, size int64
+		want          bool
+	}{
+		{"room", 600, now, 0, 400, true},
+		{"no room", 600, now, 0, 401, false},
+		{"no room after what is pending", 600, now, 300, 200, false},
+		{"an empty window takes the first message whatever its size", 0, now, 0, 5000, true},
+		{"but not a second one past the limit", 0, now, 800, 300, false},
+		{"room again once the window has passed", 600, now.Add(31 * time.Minute), 0, 1000, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBudget(1000, time.Hour)
+			b.loaded = true
+			if tc.used > 0 {
+				b.add(now.Add(-30*time.Minute), tc.used)
+			}
+			if got := b.fits(tc.at, tc.pending, tc.size); got != tc.want {
+				t.Errorf("fits(%d pending, %d more): %v, want %v", tc.pending, tc.size, got, tc.want)
+			}
+		})
+	}
+}
+
 // budgetMessage is a message of 250 bytes: the limit below holds 10.
 func budgetMessage(i int) string {
 	s := fmt.Sprintf("%03d ", i)

@@ -125,7 +125,7 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 			continue
 		}
 		size := int64(len(m.Text))
-		if !in.budget.fits(now, bytes+size) {
+		if !in.budget.fits(now, bytes, size) {
 			if done > 0 {
 				break // these first; the next call waits
 			}
@@ -169,7 +169,7 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 // waitForRoom waits until need bytes fit the friend's budget, unless ctx
 // is done or closed is closed. The turn is held.
 func (in *inbox) waitForRoom(ctx context.Context, closed <-chan struct{}, need int64) error {
-	for now := time.Now(); !in.budget.fits(now, need); now = time.Now() {
+	for now := time.Now(); !in.budget.fits(now, 0, need); now = time.Now() {
 		until := in.budget.roomAt(now, need)
 		if !in.budget.warned {
 			in.budget.warned = true
