@@ -1,10 +1,13 @@
 package network
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"p2pchat/network/wire"
 )
 
 // What fits a budget of 1000 bytes in an hour, with 600 used half an hour
@@ -141,4 +144,55 @@ func TestTheLimitSurvivesARestart(t *testing.T) {
 	if early := msgs[0].at.Sub(first[0].at); early < window-window/budgetPeriods {
 		t.Errorf("after the restart, the 11th message came %v after the first, within the window of %v", early, window)
 	}
+}
+
+// A connection paused by the budget reads nothing, yet /forget (or the cap
+// on a friend's connections) still ends it at once.
+func TestPausedConnectionStillCloses(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	bob := startNode(t, tab, "bob", func(c *Config) { c.ReceiveLimit, c.ReceiveWindow = 1, time.Hour })
+	c := tlsClient(t, bob, newIdentity(t, "alice"))
+	// Far more than the receiver takes in while paused, so that its
+	// reader waits too.
+	var out []wire.Frame
+	out = append(out, wire.Hello{Version: wire.Version, Name: "alice"})
+	for i := range 3 * maxReceiveBatch {
+		out = append(out, wire.Message{Stream: testStream, Seq: uint64(i + 1), Text: "x"})
+	}
+	wrote := make(chan error, 1)
+	go func() { _, err := c.Write(frames(out...)); wrote <- err }()
+	waitFor[MessageReceived](t, bob, nil)
+	waitFor[ReceivingPaused](t, bob, nil)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	// All of it written, and nothing read for a while: the reader waits.
+	deadline := time.Now().Add(waitTimeout)
+	for !readerWaits(bob, "alice") {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's reader never stopped reading alice's connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := bob.Forget("alice"); err != nil {
+		t.Fatal(err)
+	}
+	down := waitFor(t, bob, func(e ConnDown) bool { return e.Inbound })
+	if !errors.Is(down.Err, ErrForgotten) {
+		t.Errorf("closed with %v, want ErrForgotten", down.Err)
+	}
+}
+
+// readerWaits reports whether n's inbound connections from friend have all
+// read nothing for 200 ms.
+func readerWaits(n *Node, friend string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for c := range n.inbound[friend] {
+		if c.link.idleFor() < 200*time.Millisecond {
+			return false
+		}
+	}
+	return len(n.inbound[friend]) > 0
 }
