@@ -81,6 +81,16 @@ var migrations = []string{
 		PRIMARY KEY (friend, period)
 	) WITHOUT ROWID;
 	`,
+	// 4: when each friend was last seen.
+	`
+	-- When each friend was last seen: a connection with them, either way,
+	-- or a frame from them. Written at most once a minute per friend while
+	-- they are online, and when a connection closes.
+	CREATE TABLE last_seen (
+		friend TEXT PRIMARY KEY,
+		at     INTEGER NOT NULL  -- Unix milliseconds
+	) WITHOUT ROWID;
+	`,
 }
 
 // schemaVersion is the version this release writes.
