@@ -16,6 +16,8 @@
 //	outbox.go    per friend, the queue and the goroutine that sends it
 //	inbox.go     per friend, de-duplication, the record before showing, replay
 //	budget.go    per friend, what they sent in the rolling window: their budget on disk
+//	presence.go  who is online, and when each friend was last seen
+//	announce.go  at start, telling the friends we talked with that we are back
 //	table.go     the table of friends; trust.go, what network takes from package trust
 //
 // and the subpackages own the rest: wire (frames, limits, name and text
@@ -101,7 +103,9 @@
 // connection in its own goroutine. Messages to a friend go out on a separate
 // client connection that the node dials on the first message to that friend,
 // reuses for later ones, and closes after Config.IdleTimeout without
-// activity; the next message dials again. The client's hello and its first
+// activity; the next message dials again. The one dial with nothing to send
+// is at start: one connection to each friend we talked with before, to say
+// we are back, so that what they queued for us comes at once. The client's hello and its first
 // messages go out together right after the TLS handshake, without waiting
 // for the welcome, so a first message is shown two round trips after the
 // dial begins. An inbound connection silent for

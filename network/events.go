@@ -19,6 +19,8 @@ type MessageReceived struct {
 	Group string    // the group it was written to, without '@' (AllGroup for @all); "" for us alone
 	Text  string    // as received: may hold any characters, control characters included
 	row   int64     // its row in the store, for MarkShown
+	// replayed: received in an earlier run, handed on again (not heard now)
+	replayed bool
 }
 
 // MessageDelivered: the friend acknowledged a message we sent. For a copy

@@ -59,7 +59,7 @@ func (in *inbox) replay(ctx context.Context) {
 		return
 	}
 	for _, r := range recs {
-		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: r.Seq, Sent: r.Sent, Group: r.Group, Text: r.Text, row: r.Row}) {
+		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: r.Seq, Sent: r.Sent, Group: r.Group, Text: r.Text, row: r.Row, replayed: true}) {
 			return
 		}
 	}

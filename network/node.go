@@ -88,6 +88,7 @@ type Node struct {
 	store    *store.DB
 	tls      *tls.Config // server side
 	admit    *admission
+	presence *presence
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -178,6 +179,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.known, _ = LoadKnownPeers("")
 	}
 	n.health = storeHealth{log: log, emit: n.emit}
+	last, err := n.store.LastSeen()
+	if err != nil {
+		return nil, err
+	}
+	n.presence = newPresence(last, func(friend string, at time.Time) { n.store.SetLastSeen(friend, at) })
 	n.pins = trust.NewPins(cfg.Identity, func(name string) (ID, bool) {
 		f, ok := cfg.Table.Lookup(name)
 		return f.ID, ok
@@ -209,6 +215,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		go func() {
 			defer n.wg.Done()
 			in.replay(n.ctx)
+			n.announceTo(o)
 			o.run(n.ctx)
 		}()
 	}
@@ -243,6 +250,7 @@ func (n *Node) Close() error {
 		for _, o := range n.outboxes {
 			o.stop()
 		}
+		n.presence.flush()
 		close(n.events)
 		n.log.Info("stopped")
 	})
@@ -280,6 +288,8 @@ type FriendStatus struct {
 	Inbound   int           // connections the friend has open to us
 	Pending   int           // messages waiting: sent or queued, not yet acknowledged
 	Offline   bool          // the last attempt to reach the friend failed
+	Online    bool          // a connection with the friend is open, either way, or was used in the last 5 minutes
+	LastSeen  time.Time     // the last connection or frame from the friend, now while one is open; zero if never
 	ID        ID            // the identity pinned for the friend, if any
 	Pinned    PinSource     // where that pin comes from
 }
@@ -301,6 +311,7 @@ func (n *Node) Status() []FriendStatus {
 	n.mu.Unlock()
 	for i := range out {
 		out[i].ID, out[i].Pinned = n.pins.Pinned(out[i].Name)
+		out[i].Online, out[i].LastSeen = n.presence.status(out[i].Name)
 	}
 	return out
 }
@@ -313,6 +324,7 @@ func (n *Node) Status() []FriendStatus {
 // refusals dropped before it. Everything else waits for room: a message is
 // never dropped, and while the shell lags, receiving waits too.
 func (n *Node) emit(ctx context.Context, ev Event) bool {
+	n.presence.saw(ev)
 	switch e := ev.(type) {
 	case ConnUp, ConnDown:
 		select {

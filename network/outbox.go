@@ -84,6 +84,7 @@ type outbox struct {
 	retryAt  time.Time // no dial before this, unless a send says to try
 	lastDial time.Time
 	lastKick time.Time   // the last attempt made because the friend reached us
+	announce bool        // dial once with nothing to send, to say we are back (announce.go)
 	idle     *time.Timer // the connection has been idle for idleTimeout
 	ackDue   *time.Timer // the oldest message written waits ackTimeout
 	retry    *time.Timer // the backoff is over
@@ -392,8 +393,12 @@ func (o *outbox) pump(ctx context.Context) {
 	o.reachable = false
 	o.mu.Unlock()
 	if waiting == 0 {
+		if o.announce {
+			o.announceBack(ctx)
+		}
 		return
 	}
+	o.announce = false
 	if o.c == nil && !o.connect(ctx, reachable, offline) {
 		return
 	}
@@ -443,6 +448,9 @@ func (o *outbox) pump(ctx context.Context) {
 func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 	now := time.Now()
 	if reachable && now.Sub(o.lastKick) >= retryOnReach {
+		if now.Before(o.retryAt) {
+			o.log.Info("friend connected to us: sending what waits now, not after the backoff", "backoff", o.backoff)
+		}
 		o.backoff, o.retryAt, o.lastKick = 0, now, now
 	}
 	if now.Before(o.retryAt) {
@@ -474,11 +482,16 @@ func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 		o.unreachable(ctx, now, err)
 		return false
 	}
+	o.up(ctx, c)
+	return true
+}
+
+// up takes c, just dialled, as the connection to the friend.
+func (o *outbox) up(ctx context.Context, c *conn) {
 	o.c, o.fails = c, 0
 	o.setConnected(true)
 	o.log.Info("client connection up")
 	o.emit(ctx, ConnUp{Friend: o.friend.Name, Addr: o.friend.Addr(), ID: c.id, TLSVersion: c.tlsVersion})
-	return true
 }
 
 // unreachable takes a failed attempt to reach the friend: it backs off,
@@ -488,11 +501,11 @@ func (o *outbox) unreachable(ctx context.Context, now time.Time, err error) {
 		return
 	}
 	o.fails++
-	o.log.Warn("cannot reach friend", "err", err)
 	o.mu.Lock()
 	o.offline = true
 	o.mu.Unlock()
 	o.backoff = nextBackoff(o.backoff)
+	o.log.Warn("cannot reach friend", "err", err, "retry_in", o.backoff)
 	o.retryAt = now.Add(o.backoff)
 	o.retry.Reset(o.backoff)
 	o.lastErr = &ReachError{Name: o.friend.Name, Addr: o.friend.Addr(), Err: err}

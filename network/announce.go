@@ -1,0 +1,56 @@
+package network
+
+import (
+	"context"
+)
+
+// At start, the node tells each friend it has talked with before that it is
+// back: one connection each, with nothing to send, closed by the idle timer
+// as any other. The friend, on that inbound connection, sends at once
+// whatever it queued for us (outbox.reached), instead of waiting out its
+// backoff. It is the one dial made with no message to send; a friend who
+// cannot be reached is not tried again for it.
+
+// announceTo makes o's first look dial the friend, if we have talked with
+// them before: a message with them is recorded, or their identity is
+// pinned, by the table or on first use. It runs before o.run.
+func (n *Node) announceTo(o *outbox) {
+	name := o.friend.Name
+	talked, err := n.store.HasHistory(name)
+	if err != nil {
+		o.log.Error("cannot read the history: not announcing that we are back", "err", err)
+		return
+	}
+	if _, pinned := n.pins.Pinned(name); !talked && pinned == NotPinned {
+		o.log.Debug("never talked with: not saying we are back")
+		return
+	}
+	o.announce = true
+	o.wake()
+}
+
+// announceBack dials the friend once, with nothing to send. A failure is
+// only logged: the friend is not running, and hears from us when there is
+// a message, as usual.
+func (o *outbox) announceBack(ctx context.Context) {
+	o.announce = false
+	if o.c != nil {
+		return
+	}
+	c, err := o.dial(ctx, 0)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Info("friend not reached to say we are back", "err", err)
+		}
+		return
+	}
+	o.up(ctx, c)
+	// The hello waits in the write buffer for a first message: send it alone.
+	if err := c.write(nil, nil); err != nil {
+		o.log.Warn("write failed", "err", err)
+		c.close() // run sees it closed and drops it
+		return
+	}
+	o.log.Info("said we are back")
+	o.idle.Reset(o.idleTimeout)
+}
