@@ -201,7 +201,7 @@ func (p *nsInstance) waiting(t *testing.T, friend string) int {
 	n := -1
 	p.stderr.wait(t, "/peers to list "+friend, func(lines []string) bool {
 		for _, l := range lines[from:] {
-			// FRIEND ADDRESS OUR-CONNECTION THEIRS WAITING
+			// FRIEND ADDRESS SEEN WAITING
 			if f := strings.Fields(l); len(f) >= 3 && f[0] == friend {
 				if v, err := strconv.Atoi(f[len(f)-1]); err == nil {
 					n = v

@@ -23,7 +23,8 @@ var commands []command
 func init() {
 	commands = []command{
 		{"help", "", "show this help", (*Shell).help},
-		{"peers", "", "list your friends, their identities and the connections with them", (*Shell).peers},
+		{"peers", "", "list your friends: online or when last seen, messages waiting, identities", (*Shell).peers},
+		{"who", "", "list the friends online now", (*Shell).who},
 		{"history", "FRIEND [N]", "show the last N (default 20) messages with FRIEND, both ways; /history @GROUP [N], those of a group", (*Shell).history},
 		{"whoami", "", "show your name and identity, for friends to pin", (*Shell).whoami},
 		{"forget", "NAME", "forget the identity pinned on first use for NAME; the next waits for /accept", (*Shell).forget},
@@ -229,21 +230,11 @@ func (s *Shell) accept(args []string) bool {
 func (s *Shell) peers([]string) bool {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FRIEND\tADDRESS\tOUR CONNECTION\tTHEIRS\tWAITING")
+	fmt.Fprintln(tw, "FRIEND\tADDRESS\tSEEN\tWAITING")
 	peers := s.cfg.Net.Status()
+	now := time.Now()
 	for _, p := range peers {
-		ours := "none"
-		switch {
-		case p.Connected:
-			ours = "open, idle " + p.Idle.Truncate(time.Second).String()
-		case p.Offline:
-			ours = "unreachable, retrying"
-		}
-		theirs := "none"
-		if p.Inbound > 0 {
-			theirs = "open"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", p.Name, p.Addr(), ours, theirs, p.Pending)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", p.Name, p.Addr(), seenWords(p, now), p.Pending)
 	}
 	fmt.Fprintln(tw, "\nFRIEND\tIDENTITY")
 	for _, p := range peers {

@@ -536,9 +536,10 @@ func TestRunCommands(t *testing.T) {
 		{Outgoing: true, Text: "later", Sent: t3, At: t3},
 	}
 	status := []network.FriendStatus{
-		{Friend: network.Friend{Name: "bob", Host: "127.0.0.1", Port: 4001}, Connected: true, Idle: 3700 * time.Millisecond, Inbound: 1, ID: idBob, Pinned: network.PinnedByTable},
-		{Friend: network.Friend{Name: "carol", Host: "::1", Port: 4002}, Offline: true, Pending: 2},
+		{Friend: network.Friend{Name: "bob", Host: "127.0.0.1", Port: 4001}, Connected: true, Idle: 3700 * time.Millisecond, Inbound: 1, Online: true, LastSeen: time.Now(), ID: idBob, Pinned: network.PinnedByTable},
+		{Friend: network.Friend{Name: "carol", Host: "::1", Port: 4002}, Offline: true, Pending: 2, LastSeen: time.Now().Add(-3*time.Hour - time.Minute)},
 		{Friend: network.Friend{Name: "dave", Host: "10.0.0.4", Port: 4003}, ID: idOther, Pinned: network.PinnedOnFirstUse},
+		{Friend: network.Friend{Name: "erin", Host: "10.0.0.5", Port: 4004}, Online: true, LastSeen: time.Now().Add(-2 * time.Minute)},
 	}
 	for _, tc := range []struct {
 		name      string
@@ -591,19 +592,36 @@ func TestRunCommands(t *testing.T) {
 			lines: []string{"/peers"},
 			errOut: [][]string{
 				line("2 message(s) to carol wait from before"), // the notice at start
-				line("FRIEND", "ADDRESS", "OUR CONNECTION", "THEIRS", "WAITING"),
-				line("bob", "127.0.0.1:4001", "open, idle 3s", "open", "0"),
-				line("carol", "[::1]:4002", "unreachable, retrying", "none", "2"),
-				line("dave", "10.0.0.4:4003", "none", "none", "0"),
+				line("FRIEND", "ADDRESS", "SEEN", "WAITING"),
+				line("bob", "127.0.0.1:4001", "online", "0"),
+				line("carol", "[::1]:4002", "last seen 3 h ago", "2"),
+				line("dave", "10.0.0.4:4003", "never seen", "0"),
+				line("erin", "10.0.0.5:4004", "online", "0"),
 				line(),
 				line("FRIEND", "IDENTITY"),
 				line("bob", idBob.String()+" (pinned by the table)"),
 				line("carol", "not yet pinned"),
 				line("dave", idOther.String()+" (pinned on first use)"),
+				line("erin", "not yet pinned"),
 				line(),
 				line("GROUP", "MEMBERS"),
 				line("@all", "every friend"),
 			},
+		},
+		{
+			name:  "who",
+			setup: func(f *fakeNet) { f.setStatus(status) },
+			lines: []string{"/who"},
+			errOut: [][]string{
+				line("2 message(s) to carol wait from before"),
+				line("Online now: bob, erin"),
+			},
+		},
+		{
+			name:   "who: nobody",
+			setup:  func(f *fakeNet) { f.setStatus(status[1:3]) },
+			lines:  []string{"/who"},
+			errOut: [][]string{line("2 message(s) to carol wait from before"), line("Nobody is online now.")},
 		},
 		{
 			name:   "whoami",
@@ -655,6 +673,7 @@ func TestRunCommands(t *testing.T) {
 				line("Write @group/message", "your groups are @all (every friend)."),
 				line("/help", "show this help"),
 				line("/peers", "list your friends"),
+				line("/who", "the friends online now"),
 				line("/history FRIEND [N]", "the last N (default 20)"),
 				line("/whoami", "your name and identity"),
 				line("/forget NAME", "forget the identity"),
