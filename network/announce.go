@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 )
 
 // At start, the node tells each friend it has talked with before that it is
@@ -39,7 +40,13 @@ func (o *outbox) announceBack(ctx context.Context) {
 	}
 	c, err := o.dial(ctx, 0)
 	if err != nil {
-		if ctx.Err() == nil {
+		var idErr *IdentityError
+		switch {
+		case ctx.Err() != nil:
+		case errors.As(err, &idErr):
+			// Shown to the person with the next message to them.
+			o.log.Warn("not saying we are back: the friend's address answers with another identity", "err", err)
+		default:
 			o.log.Info("friend not reached to say we are back", "err", err)
 		}
 		return
