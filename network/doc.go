@@ -105,8 +105,8 @@
 // reuses for later ones, and closes after Config.IdleTimeout without
 // activity; the next message dials again. The one dial with nothing to send
 // is at start: one connection to each friend we talked with before, to say
-// we are back, so that what they queued for us comes at once. The client's hello and its first
-// messages go out together right after the TLS handshake, without waiting
+// we are back, so that what they queued for us comes at once (announce.go).
+// The client's hello and its first messages go out together right after the TLS handshake, without waiting
 // for the welcome, so a first message is shown two round trips after the
 // dial begins. An inbound connection silent for
 // twice the idle timeout is closed, so friends that vanished cannot pin descriptors.
