@@ -85,6 +85,7 @@ type outbox struct {
 	lastDial time.Time
 	lastKick time.Time   // the last attempt made because the friend reached us
 	announce bool        // dial once with nothing to send, to say we are back (announce.go)
+	hello    *conn       // c, while it is that connection and has carried nothing of ours
 	idle     *time.Timer // the connection has been idle for idleTimeout
 	ackDue   *time.Timer // the oldest message written waits ackTimeout
 	retry    *time.Timer // the backoff is over
@@ -392,6 +393,7 @@ func (o *outbox) pump(ctx context.Context) {
 	reachable, offline := o.reachable, o.offline
 	o.reachable = false
 	o.mu.Unlock()
+	o.helloDone(ctx, reachable, waiting)
 	if waiting == 0 {
 		if o.announce {
 			o.announceBack(ctx)

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -283,6 +284,18 @@ func (h *logRecorder) wait(t *testing.T, within time.Duration, what string, ok f
 	}
 }
 
+func (h *logRecorder) count(ok func(recordedLine) bool) int {
+	h.lines.mu.Lock()
+	defer h.lines.mu.Unlock()
+	n := 0
+	for _, l := range h.lines.lines {
+		if ok(l) {
+			n++
+		}
+	}
+	return n
+}
+
 func withLogger(h slog.Handler) func(*Config) {
 	return func(c *Config) { c.Logger = slog.New(h) }
 }
@@ -325,12 +338,54 @@ func TestAnnounceFlushesTheQueueDuringALongBackoff(t *testing.T) {
 	nextTry := capLine.at.Add(capLine.attrs["retry_in"].Duration())
 
 	db = openStoreIn(t, dir)
-	alice = startNode(t, tab, "alice", withStore(db), sameAlice)
+	aliceLog := newLogRecorder(t)
+	alice = startNode(t, tab, "alice", withStore(db), sameAlice, withLogger(aliceLog))
 	got := waitFor(t, alice, func(m MessageReceived) bool { return m.Text == "while you were away" })
 	if now := time.Now(); !now.Before(nextTry) {
 		t.Errorf("received %q %v after bob's next try was due", got.Text, now.Sub(nextTry))
 	}
 	bobLog.wait(t, waitTimeout, "saying bob's queue went out because alice connected", msgIs("friend connected to us: sending what waits now, not after the backoff"))
+
+	// Bob's own connection to alice is open now: alice closes the one
+	// that said she is back, and one connection stays, not two.
+	hello := waitFor(t, bob, func(e ConnUp) bool { return e.Friend == "alice" && e.Inbound })
+	aliceLog.wait(t, waitTimeout, "saying alice closed it", msgIs("the friend connected to us: closing the connection that said we are back"))
+	waitFor(t, bob, func(e ConnDown) bool { return e.Friend == "alice" && e.Inbound && e.Addr == hello.Addr })
+}
+
+// A friend already connected to us when we would say we are back knows it:
+// no connection of ours is opened for it.
+func TestNoAnnounceToAFriendConnectedToUs(t *testing.T) {
+	checkNoLeaks(t)
+	tab := testTable(t, "alice", "bob")
+	// Alice has more unshown messages from bob than her events hold: at
+	// start she replays them before she looks at bob's outbox, and waits
+	// while nobody reads her events.
+	db := openStore(t)
+	var in []store.In
+	stream := store.NewStreamID()
+	for i := range eventBuffer + 10 {
+		in = append(in, store.In{Stream: stream, Seq: uint64(i + 1), Text: fmt.Sprint("old ", i), Sent: time.Now()})
+	}
+	if err := db.AddIn("bob", in).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	bob := startNode(t, tab, "bob")
+	aliceLog := newLogRecorder(t)
+	alice := startNode(t, tab, "alice", withStore(db), withLogger(aliceLog))
+	send(t, bob, "alice", "hi")
+	deadline := time.Now().Add(waitTimeout)
+	for statusOf(t, alice, "bob").Inbound == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's connection not up at alice within %v", waitTimeout)
+		}
+		time.Sleep(time.Millisecond) // polling Status, which reports no change
+	}
+	waitFor(t, alice, func(m MessageReceived) bool { return m.Text == "hi" }) // reads the replay too
+	aliceLog.wait(t, waitTimeout, "saying alice did not say she is back", msgIs("not saying we are back: the friend is connected to us"))
+	if n := aliceLog.count(msgIs("said we are back")); n != 0 {
+		t.Errorf("alice said she is back %d times, to a friend connected to her", n)
+	}
 }
 
 // At start, a node says it is back to the friends it has talked with
