@@ -367,7 +367,7 @@ func TestNoAnnounceToAFriendConnectedToUs(t *testing.T) {
 	for i := range eventBuffer + 10 {
 		in = append(in, store.In{Stream: stream, Seq: uint64(i + 1), Text: fmt.Sprint("old ", i), Sent: time.Now()})
 	}
-	if err := db.AddIn("bob", in).Wait(); err != nil {
+	if err := db.AddIn("bob", in, time.Now()).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	bob := startNode(t, tab, "bob")
@@ -410,7 +410,7 @@ func TestAnnounceOnlyToFriendsTalkedWith(t *testing.T) {
 	// Alice has a message from bob, and dave's identity pinned on first use.
 	db := openStore(t)
 	in := []store.In{{Stream: store.NewStreamID(), Seq: 1, Text: "old news", Sent: time.Now()}}
-	if err := db.AddIn("bob", in).Wait(); err != nil {
+	if err := db.AddIn("bob", in, time.Now()).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	db.MarkShown("bob", in[0].Row)

@@ -47,7 +47,7 @@ func TestHasHistory(t *testing.T) {
 	db := openIn(t, t.TempDir())
 	_, p := db.AddOut("bob", "hi", time.Now())
 	mustWait(t, p)
-	mustWait(t, db.AddIn("carol", []In{{Stream: NewStreamID(), Seq: 1, Text: "yo", Sent: time.Now()}}))
+	mustWait(t, db.AddIn("carol", []In{{Stream: NewStreamID(), Seq: 1, Text: "yo", Sent: time.Now()}}, time.Now()))
 	for _, tc := range []struct {
 		friend string
 		want   bool
