@@ -252,7 +252,7 @@ func decodeFrame(typ byte, p []byte) (Frame, error) {
 		}
 		return Refuse{Reason: string(p)}, nil
 	default:
-		return nil, bad("unknown frame type %d", typ)
+		return decodeMailFrame(typ, p)
 	}
 }
 
