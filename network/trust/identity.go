@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -74,11 +75,13 @@ func ParseID(s string) (ID, error) {
 // CertID is the ID of the certificate whose DER encoding is der.
 func CertID(der []byte) ID { return sha256.Sum256(der) }
 
-// Identity is an instance's key pair and self-signed certificate; the
-// certificate's common name is the instance's name.
+// Identity is an instance's key pair and self-signed certificate (the
+// certificate's common name is the instance's name), and its mailbox key,
+// to which friends seal mail that others carry (see Seal).
 type Identity struct {
-	Cert tls.Certificate
-	ID   ID
+	Cert    tls.Certificate
+	ID      ID
+	mailbox *ecdh.PrivateKey
 }
 
 // Files of an identity in the data directory, both owner-only.
@@ -88,8 +91,20 @@ const (
 )
 
 // LoadIdentity reads the identity kept in dir, creating it for name on first
-// use. The private key never leaves dir.
+// use, and the mailbox key beside it, created if missing (an identity made
+// before mail was carried has none). The private keys never leave dir.
 func LoadIdentity(dir, name string) (*Identity, error) {
+	id, err := loadIdentity(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	if id.mailbox, err = loadMailbox(dir); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+func loadIdentity(dir, name string) (*Identity, error) {
 	keyPath := filepath.Join(dir, identityKeyFile)
 	certPath := filepath.Join(dir, identityCertFile)
 	keyPEM, kerr := os.ReadFile(keyPath)

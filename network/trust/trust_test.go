@@ -23,7 +23,7 @@ func TestIdentitySurvivesRestart(t *testing.T) {
 	if first.ID != again.ID {
 		t.Errorf("ID changed across loads: %s, then %s", first.ID, again.ID)
 	}
-	for _, f := range []string{identityKeyFile, identityCertFile} {
+	for _, f := range []string{identityKeyFile, identityCertFile, mailboxKeyFile} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
