@@ -303,3 +303,15 @@ func CheckName(name string) error {
 	}
 	return nil
 }
+
+// ParseFrame decodes one whole frame as AppendFrame wrote it, such as one
+// kept in a database.
+func ParseFrame(b []byte) (Frame, error) {
+	if len(b) < 5 || int(binary.BigEndian.Uint32(b)) != len(b)-4 {
+		return nil, fmt.Errorf("%w: a stored frame of %d bytes", ErrBadFrame, len(b))
+	}
+	if len(b)-4 > MaxFrameSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(b)-4, MaxFrameSize)
+	}
+	return decodeFrame(b[4], b[5:])
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -67,7 +68,19 @@ type In struct {
 	Text   string
 	Sent   time.Time
 	Row    int64 // set by AddIn
+	Late   bool  // it fills a gap another message skipped (Gap)
 }
+
+// Gap is the sequence numbers From to To of a friend's stream, which a
+// message that came ahead of them skipped.
+type Gap struct {
+	Stream   wire.StreamID
+	From, To uint64
+}
+
+// MaxGap bounds the numbers one gap records: more than a carrier holds
+// for one sender.
+const MaxGap = 10000
 
 // AddIn records messages received from friend, in order, and raises the
 // received mark of each of their streams. It sets each one's Row. The
@@ -84,6 +97,40 @@ func (db *DB) AddIn(friend string, msgs []In, period time.Time) *Pending {
 		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, group: m.Group, text: m.Text, period: period.UnixMilli()}
 	}
 	return db.submit(&request{rows: rows})
+}
+
+// AddInGaps is AddIn for messages that may have come out of order: it
+// also records gaps, and forgets the gap entry of each message that is
+// Late, in the same transaction.
+func (db *DB) AddInGaps(friend string, msgs []In, gaps []Gap) *Pending {
+	now := time.Now().UnixMilli()
+	first := db.nextRow.Add(int64(len(msgs))) - int64(len(msgs)) + 1
+	rows := make([]newRow, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		m.Row = first + int64(i)
+		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, text: m.Text}
+	}
+	return db.submit(&request{rows: rows, apply: func(t *txn) error {
+		for _, g := range gaps {
+			if g.To < g.From || g.To-g.From >= MaxGap {
+				return fmt.Errorf("a gap of %d to %d is too wide", g.From, g.To)
+			}
+			for seq := g.From; seq <= g.To; seq++ {
+				if _, err := t.exec(`INSERT INTO missing (friend, stream, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, friend, g.Stream[:], int64(seq)); err != nil {
+					return err
+				}
+			}
+		}
+		for _, m := range msgs {
+			if m.Late {
+				if _, err := t.exec(`DELETE FROM missing WHERE friend = ? AND stream = ? AND seq = ?`, friend, m.Stream[:], int64(m.Seq)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}})
 }
 
 // MarkShown records that the messages received from friend up to row have

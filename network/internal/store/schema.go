@@ -91,6 +91,48 @@ var migrations = []string{
 		at     INTEGER NOT NULL  -- Unix milliseconds
 	) WITHOUT ROWID;
 	`,
+	// 5: mail carried for friends.
+	`
+	-- The newest card of each friend (a wire.Card frame): what sealing
+	-- mail to them takes.
+	CREATE TABLE cards (
+		name TEXT PRIMARY KEY,
+		card BLOB NOT NULL
+	) WITHOUT ROWID;
+	-- Sealed copies carried for others (wire.Mail frames), until the
+	-- recipient's receipt or expires.
+	CREATE TABLE carried (
+		row       INTEGER PRIMARY KEY,
+		sender    TEXT NOT NULL,
+		recipient TEXT NOT NULL,
+		stream    BLOB NOT NULL,
+		seq       INTEGER NOT NULL,
+		expires   INTEGER NOT NULL,  -- Unix milliseconds
+		size      INTEGER NOT NULL,
+		mail      BLOB NOT NULL,
+		UNIQUE (sender, recipient, stream, seq)
+	);
+	CREATE INDEX carried_by_recipient ON carried (recipient, row);
+	-- Recipients' receipts (wire.Receipt frames) on their way back to the
+	-- sender.
+	CREATE TABLE receipts (
+		sender    TEXT NOT NULL,
+		recipient TEXT NOT NULL,
+		stream    BLOB NOT NULL,
+		seq       INTEGER NOT NULL,
+		receipt   BLOB NOT NULL,
+		expires   INTEGER NOT NULL,
+		PRIMARY KEY (sender, recipient, stream, seq)
+	) WITHOUT ROWID;
+	-- Sequence numbers of a friend's stream that a message skipped when
+	-- it came ahead of them: they are not duplicates when they come.
+	CREATE TABLE missing (
+		friend TEXT NOT NULL,
+		stream BLOB NOT NULL,
+		seq    INTEGER NOT NULL,
+		PRIMARY KEY (friend, stream, seq)
+	) WITHOUT ROWID;
+	`,
 }
 
 // schemaVersion is the version this release writes.
