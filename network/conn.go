@@ -56,9 +56,10 @@ type conn struct {
 	acks     []wire.Ack
 	ackReady chan struct{} // signalled when acks grows
 
-	// Acks we owe the friend, recorded and not yet written.
+	// Frames we owe the friend, not yet written: acks of messages
+	// recorded, cards, answers to mail.
 	owedMu    sync.Mutex
-	owed      []wire.Ack
+	owed      []wire.Frame
 	owedReady chan struct{}
 
 	active atomic.Int64 // Unix nanoseconds of the last frame, either way
@@ -103,6 +104,9 @@ func (c *conn) run(ctx context.Context) error {
 	defer c.close()
 	n := c.node
 	in := n.inboxes[c.friend]
+	if c.first == nil {
+		n.connUp(c)
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -110,8 +114,9 @@ func (c *conn) run(ctx context.Context) error {
 		defer wg.Done()
 		c.writeAcks(stop)
 	}()
-	// Pointers, so that a thousand idle friends cost 8 KB each here.
-	msgs := make(chan *wire.Message, maxReceiveBatch)
+	// Interfaces (pointers), so that a thousand idle friends cost 16 KB
+	// each here.
+	msgs := make(chan wire.Frame, maxReceiveBatch)
 	var readErr error
 	go func() {
 		defer wg.Done()
@@ -133,37 +138,21 @@ func (c *conn) run(ctx context.Context) error {
 // maxReceiveBatch bounds the messages recorded in one go from one connection.
 const maxReceiveBatch = 1024
 
-// record takes the messages the reader decoded: whatever arrived during one
-// commit is taken together into the next. The new ones are recorded durably
-// and handed on (inbox.receive), and then all of them, duplicates included,
-// are owed an ack. It returns nil when msgs is closed, or the error that
+// record takes the messages and mail the reader decoded: whatever arrived
+// during one commit is taken together into the next. The new messages are
+// recorded durably and handed on (inbox.receive), and then all of them,
+// duplicates included, are owed an ack; mail goes to takeMail, in the
+// order it came. It returns nil when msgs is closed, or the error that
 // means nothing more is to be acknowledged.
-func (c *conn) record(ctx context.Context, in *inbox, msgs <-chan *wire.Message) error {
+func (c *conn) record(ctx context.Context, in *inbox, msgs <-chan wire.Frame) error {
 	var batch []wire.Message
-	for {
-		m, ok := <-msgs
-		if !ok {
+	flush := func() error {
+		if len(batch) == 0 {
 			return nil
-		}
-		batch = append(batch[:0], *m)
-	drain:
-		for len(batch) < maxReceiveBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break drain // record and ack what came; the next receive sees the end
-				}
-				batch = append(batch, *m)
-			default:
-				break drain
-			}
 		}
 		for rest := batch; len(rest) > 0; {
 			// All of it, unless the friend's budget pauses it part way.
-			k, err := in.receive(ctx, c.ending, rest)
-			if errors.Is(err, net.ErrClosed) {
-				return nil // closed while paused: the reader says why
-			}
+			k, err := in.receive(ctx, c.ending, rest, "")
 			if err != nil {
 				return err
 			}
@@ -175,12 +164,60 @@ func (c *conn) record(ctx context.Context, in *inbox, msgs <-chan *wire.Message)
 			signal(c.owedReady)
 			rest = rest[k:]
 		}
+		batch = batch[:0]
+		return nil
+	}
+	for {
+		f, ok := <-msgs
+		if !ok {
+			return nil
+		}
+	drain:
+		for {
+			switch f := f.(type) {
+			case wire.Message:
+				batch = append(batch, f)
+			case wire.Mail:
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := c.node.takeMail(ctx, c, f); err != nil {
+					return err
+				}
+			}
+			if len(batch) >= maxReceiveBatch {
+				break
+			}
+			select {
+			case f, ok = <-msgs:
+				if !ok {
+					break drain // record and ack what came; the next receive sees the end
+				}
+			default:
+				break drain
+			}
+		}
+		if err := flush(); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil // closed while paused: the reader says why
+			}
+			return err
+		}
 	}
 }
 
-// read decodes frames until the connection ends: messages go to msgs, acks
-// to acks.
-func (c *conn) read(msgs chan<- *wire.Message, stop <-chan struct{}) error {
+// owe queues frames for the ack writer to write.
+func (c *conn) owe(frames ...wire.Frame) {
+	c.owedMu.Lock()
+	c.owed = append(c.owed, frames...)
+	c.owedMu.Unlock()
+	signal(c.owedReady)
+}
+
+// read decodes frames until the connection ends: messages and mail go to
+// msgs, acks to acks, cards, holds and receipts to the node.
+func (c *conn) read(msgs chan<- wire.Frame, stop <-chan struct{}) error {
+	n := c.node
 	buf := make([]byte, wire.MaxFrameSize)
 	c.welcomed = c.first == nil
 	for {
@@ -197,13 +234,16 @@ func (c *conn) read(msgs chan<- *wire.Message, stop <-chan struct{}) error {
 				return err
 			}
 			c.welcomed = true
+			// After the first flight, which carries only the hello and
+			// the messages.
+			n.connUp(c)
 			continue
 		}
 		switch f := f.(type) {
-		case wire.Message:
+		case wire.Message, wire.Mail:
 			idle := len(msgs) == 0
 			select {
-			case msgs <- &f:
+			case msgs <- f:
 			case <-stop:
 				return nil
 			}
@@ -223,6 +263,12 @@ func (c *conn) read(msgs chan<- *wire.Message, stop <-chan struct{}) error {
 			c.acks = append(c.acks, f)
 			c.ackMu.Unlock()
 			signal(c.ackReady)
+		case wire.Card:
+			n.takeCard(n.ctx, c.friend, f)
+		case wire.Held:
+			n.takeHeld(n.ctx, c, f)
+		case wire.Receipt:
+			n.takeReceipt(n.ctx, c, f)
 		case wire.Refuse:
 			return &RefusedError{Reason: f.Reason}
 		default:
@@ -243,17 +289,22 @@ func (c *conn) writeAcks(stop <-chan struct{}) {
 		owed := c.owed
 		c.owed = nil
 		c.owedMu.Unlock()
-		if err := c.writeFrames(len(owed), func(i int) wire.Frame { return owed[i] }); err != nil {
+		if err := c.writeFrames(owed); err != nil {
 			c.nc.Close() // the reader sees it, and run ends
 			return
 		}
 	}
 }
 
-// writeFrames writes count frames, frame(i) for each, and flushes them,
-// each writeChunk frames under a fresh deadline, so that a long backlog to
-// a friend who reads is not cut off as a stall.
-func (c *conn) writeFrames(count int, frame func(i int) wire.Frame) error {
+// writeFrames writes frames and flushes them, each writeChunk frames under
+// a fresh deadline, so that a long backlog to a friend who reads is not cut
+// off as a stall.
+func (c *conn) writeFrames(frames []wire.Frame) error {
+	return c.writeEach(len(frames), func(i int) wire.Frame { return frames[i] })
+}
+
+// writeEach is writeFrames of frame(i) for i below count.
+func (c *conn) writeEach(count int, frame func(i int) wire.Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for i := range count {
@@ -275,7 +326,7 @@ func (c *conn) writeFrames(count int, frame func(i int) wire.Frame) error {
 // lows.
 func (c *conn) write(batch []outgoing, lows []uint64) error {
 	c.written.Add(int64(len(batch))) // before an ack can come back
-	return c.writeFrames(len(batch), func(i int) wire.Frame {
+	return c.writeEach(len(batch), func(i int) wire.Frame {
 		m := batch[i]
 		return wire.Message{Stream: m.stream, Seq: m.seq, Low: lows[i], Sent: m.created, Group: m.group, Text: m.text}
 	})

@@ -37,6 +37,9 @@ func grown(d time.Duration, fails int) time.Duration {
 // begins (TCP, then TLS), not three. fails is how many attempts before this
 // one failed in a row.
 func (n *Node) dial(ctx context.Context, to Friend, fails int, log *slog.Logger) (*conn, error) {
+	if to.Host == NoHost {
+		return nil, ErrNoAddress
+	}
 	d := net.Dialer{Timeout: grown(DialTimeout, fails)}
 	raw, err := d.DialContext(ctx, "tcp", to.Addr())
 	if err != nil {

@@ -78,6 +78,9 @@ func CheckName(name string) error { return wire.CheckName(name) }
 var (
 	// ErrIdle is the reason of a connection closed for want of activity.
 	ErrIdle = errors.New("idle")
+	// ErrNoAddress means a friend's row has no address ("-"): they are
+	// reached through the connections they open, or through friends.
+	ErrNoAddress = errors.New("no address to dial: reached through the connections it opens, or through friends")
 	// ErrUnknownFriend means a name is not in the table.
 	ErrUnknownFriend = errors.New("unknown friend")
 	// ErrUnknownGroup means a group is neither @all nor in the table.

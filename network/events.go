@@ -6,9 +6,9 @@ import (
 
 // Event is something that happened on the network, for the shell to show.
 // It is one of MessageReceived, MessageDelivered, MessageQueued,
-// MessageFailed, GroupReport, MessageRefused, ConnUp, ConnDown,
-// ConnRefused, IdentityPinned, ReceivingPaused, StoreFailed and
-// StoreRecovered.
+// MessageFailed, GroupReport, MessageRefused, MessageCarried, CannotCarry,
+// MailRefused, ConnUp, ConnDown, ConnRefused, IdentityPinned,
+// ReceivingPaused, StoreFailed and StoreRecovered.
 type Event interface{ event() }
 
 // MessageReceived: a friend sent us a message.
@@ -18,7 +18,14 @@ type MessageReceived struct {
 	Sent  time.Time // the sender's clock
 	Group string    // the group it was written to, without '@' (AllGroup for @all); "" for us alone
 	Text  string    // as received: may hold any characters, control characters included
-	row   int64     // its row in the store, for MarkShown
+	// Via names the friend who carried it, sealed; "" when it came
+	// directly.
+	Via string
+	// Late: later messages of its sender were shown before it came.
+	// AheadOfGap: it is shown although an earlier message of its sender
+	// has not come yet (it waited HoldTimeout for it).
+	Late, AheadOfGap bool
+	row              int64 // its row in the store, for MarkShown
 	// replayed: received in an earlier run, handed on again (not heard now)
 	replayed bool
 }
@@ -34,6 +41,7 @@ type MessageDelivered struct {
 	Text      string
 	Sent      time.Time // when the person sent it
 	WasQueued bool      // a MessageQueued or GroupReport said it waits
+	Via       string    // the friend who carried it, "" when it went directly
 }
 
 // GroupReport: every copy of a message we wrote to a group is delivered,
@@ -56,6 +64,32 @@ type MessageRefused struct {
 	From  string
 	Group string // as the friend sent it: a valid name, though perhaps no group's
 	Err   error
+}
+
+// MessageCarried: a friend holds a sealed copy of a message for its
+// recipient, who could not be reached, and carries it to them. The
+// recipient's receipt makes it MessageDelivered.
+type MessageCarried struct {
+	To   string
+	Seq  uint64
+	Text string
+	Via  string
+}
+
+// CannotCarry: messages to a friend who cannot be reached stay queued for
+// the direct path, and no friend carries them; Err says why (no card of
+// theirs to seal to yet, say). Reported once per friend until it changes.
+type CannotCarry struct {
+	To  string
+	Err error
+}
+
+// MailRefused: a sealed copy carried by Via does not open or verify: it
+// was altered, or forged. Nothing of it is shown. Reported once per copy.
+type MailRefused struct {
+	From string // the sender it claims
+	Via  string
+	Err  error
 }
 
 // MessageQueued: a message waits because the friend cannot be reached now;
@@ -112,6 +146,7 @@ type IdentityPinned struct {
 	Name string
 	Addr string
 	ID   ID
+	Via  string // the friend who handed on its card; "" when met directly
 }
 
 // ConnDown: a connection with a friend closed; Err says why (ErrIdle for an
@@ -159,3 +194,6 @@ func (ConnRefused) event()      {}
 func (IdentityPinned) event()   {}
 func (StoreFailed) event()      {}
 func (StoreRecovered) event()   {}
+func (MessageCarried) event()   {}
+func (CannotCarry) event()      {}
+func (MailRefused) event()      {}

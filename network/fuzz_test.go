@@ -14,6 +14,7 @@ import (
 
 	"p2pchat/network/internal/store"
 
+	"p2pchat/network/trust"
 	"p2pchat/network/wire"
 )
 
@@ -208,9 +209,17 @@ func checkReplies(t *testing.T, mode byte, b []byte) {
 			if r.Buffered() > 0 {
 				t.Fatalf("bob sent %q after a refuse", b)
 			}
-		case wire.Ack:
+		case wire.Ack, wire.Held:
 			if i == 0 {
 				t.Fatalf("bob's first frame is %#v", fr)
+			}
+		case wire.Card:
+			// Bob's card, once alice is welcomed: it must be his, signed.
+			if i == 0 {
+				t.Fatalf("bob's first frame is %#v", fr)
+			}
+			if c, _, err := trust.VerifyCard(fr); err != nil || c.Name != "bob" {
+				t.Fatalf("frame %d from bob is a card that is not his: %v", i, err)
 			}
 		default:
 			t.Fatalf("frame %d from bob is %#v", i, fr)

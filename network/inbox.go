@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"sync"
 	"time"
 
 	"p2pchat/network/internal/store"
@@ -31,6 +32,13 @@ type inbox struct {
 	lastIn  map[wire.StreamID]uint64 // highest sequence number received, per stream seen this run
 	refused map[string]bool          // group tags refused and reported, so once each
 	budget  *budget
+
+	// The order messages are handed on in (order, release, holdDone).
+	ctx         context.Context // the node's, for holdDone
+	holdTimeout time.Duration
+	mu          sync.Mutex
+	streams     map[wire.StreamID]*streamOrder
+	hold        *time.Timer // fires when a held message has waited holdTimeout
 }
 
 func newInbox(n *Node, f Friend) *inbox {
@@ -45,6 +53,10 @@ func newInbox(n *Node, f Friend) *inbox {
 		turn:     make(chan struct{}, 1),
 		lastIn:   make(map[wire.StreamID]uint64),
 		budget:   newBudget(n.cfg.ReceiveLimit, n.cfg.ReceiveWindow),
+		streams:  make(map[wire.StreamID]*streamOrder),
+
+		ctx:         n.ctx,
+		holdTimeout: n.cfg.HoldTimeout,
 	}
 }
 
@@ -68,16 +80,23 @@ func (in *inbox) replay(ctx context.Context) {
 // receive records and hands on the messages of batch that are new, in
 // order, as many as the friend's budget on disk has room for, and returns
 // how many of batch it is done with: those may be acknowledged, the rest
-// are for the next call. A message is new if its sequence number is above
-// the last one received in its stream; one at or below is a duplicate (a
-// retry after a lost ack) and is only acknowledged. One that jumps more
+// are for the next call. via names the friend who carried them sealed, ""
+// when they came directly. A message is new if its sequence number is
+// above the last one received in its stream, or fills a gap that a message
+// which came ahead of it skipped; any other is a duplicate (a retry after
+// a lost ack, or a second copy) and is only acknowledged. One that jumps more
 // than wire.MaxSeqJump past it is malformed. One whose group tag is not a
 // group of our table with the friend in it is refused: see refuseGroup.
 // When not even the first new message has room, receive waits for it
 // (nothing more is read from the friend meanwhile) unless closed is
 // closed; the first such wait of a pause is reported (ReceivingPaused). An
 // error means nothing more of batch is to be acknowledged.
-func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wire.Message) (int, error) {
+//
+// Order: a carried message that came ahead of an earlier one of its stream
+// is held, recorded but not yet handed on, until the earlier ones come or
+// holdTimeout passes; while a stream has messages held, its new messages
+// wait behind them.
+func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wire.Message, via string) (int, error) {
 	select {
 	case <-in.replayed:
 	case <-ctx.Done():
@@ -100,8 +119,10 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 		return 0, err
 	}
 	var fresh []store.In
+	var gaps []store.Gap
 	var bytes int64
 	seen := make(map[wire.StreamID]uint64)
+	taken := make(map[wire.StreamID]map[uint64]bool) // gaps filled in this batch
 	done := 0
 	for _, m := range batch {
 		last, ok := seen[m.Stream]
@@ -111,15 +132,24 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 				return 0, err
 			}
 		}
+		late := false
 		if m.Seq <= last {
-			done++
-			continue
+			var err error
+			if late, err = in.isMissing(m.Stream, m.Seq); err != nil {
+				return 0, err
+			}
+			if !late || taken[m.Stream][m.Seq] {
+				done++
+				continue
+			}
 		}
-		if m.Seq-last > wire.MaxSeqJump {
+		if !late && m.Seq-last > wire.MaxSeqJump {
 			return 0, fmt.Errorf("%w: message %d in a stream at %d", wire.ErrBadFrame, m.Seq, last)
 		}
 		if err := in.table.checkGroupTag(in.friend, m.Group); err != nil {
-			seen[m.Stream] = m.Seq
+			if !late {
+				seen[m.Stream] = m.Seq
+			}
 			in.refuseGroupLocked(ctx, m.Group, err)
 			done++
 			continue
@@ -134,10 +164,24 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 			}
 			now = time.Now()
 		}
-		seen[m.Stream] = m.Seq
 		bytes += size
-		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Group: m.Group, Text: m.Text, Sent: m.Sent})
 		done++
+		if late {
+			if taken[m.Stream] == nil {
+				taken[m.Stream] = make(map[uint64]bool)
+			}
+			taken[m.Stream][m.Seq] = true
+			fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Group: m.Group, Text: m.Text, Sent: m.Sent, Late: true})
+			continue
+		}
+		if from := max(last, m.Low) + 1; from < m.Seq {
+			if m.Seq-from >= store.MaxGap {
+				return 0, fmt.Errorf("%w: message %d skips %d others", wire.ErrBadFrame, m.Seq, m.Seq-from)
+			}
+			gaps = append(gaps, store.Gap{Stream: m.Stream, From: from, To: m.Seq - 1})
+		}
+		seen[m.Stream] = m.Seq
+		fresh = append(fresh, store.In{Stream: m.Stream, Seq: m.Seq, Group: m.Group, Text: m.Text, Sent: m.Sent})
 	}
 	if len(fresh) == 0 {
 		for s, seq := range seen {
@@ -145,7 +189,13 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 		}
 		return done, nil
 	}
-	if err := in.store.AddIn(in.friend, fresh, in.budget.period(now)).Wait(); err != nil {
+	var p *store.Pending
+	if len(gaps) > 0 || len(taken) > 0 {
+		p = in.store.AddInGaps(in.friend, fresh, gaps, in.budget.period(now))
+	} else {
+		p = in.store.AddIn(in.friend, fresh, in.budget.period(now))
+	}
+	if err := p.Wait(); err != nil {
 		in.health.failed(ctx, err)
 		return 0, err // not acknowledged: the friend sends it again
 	}
@@ -154,8 +204,17 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 	for s, seq := range seen {
 		in.lastIn[s] = seq
 	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, g := range gaps {
+		w := in.waiting(g.Stream)
+		for seq := g.From; seq <= g.To; seq++ {
+			w.missing[seq] = true
+		}
+	}
 	for _, m := range fresh {
-		if !in.emit(ctx, MessageReceived{From: in.friend, Seq: m.Seq, Sent: m.Sent, Group: m.Group, Text: m.Text, row: m.Row}) {
+		ev := MessageReceived{From: in.friend, Seq: m.Seq, Sent: m.Sent, Group: m.Group, Text: m.Text, Via: via, row: m.Row}
+		if !in.order(ctx, m.Stream, ev, m.Late) {
 			return 0, ctx.Err()
 		}
 	}
@@ -164,6 +223,152 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 	// (BenchmarkWarmLatency: see the hint in conn.read).
 	runtime.Gosched()
 	return done, nil
+}
+
+// isMissing reports whether seq of stream is a gap a message that came
+// ahead of it skipped, in this run or an earlier one.
+func (in *inbox) isMissing(stream wire.StreamID, seq uint64) (bool, error) {
+	in.mu.Lock()
+	w := in.streams[stream]
+	missing := w != nil && w.missing[seq]
+	in.mu.Unlock()
+	if missing {
+		return true, nil
+	}
+	return in.store.Missing(in.friend, stream, seq)
+}
+
+// streamOrder is what a stream's messages wait on: the numbers skipped
+// this run, and the messages held behind them, in order.
+type streamOrder struct {
+	missing map[uint64]bool
+	held    []MessageReceived
+	since   time.Time // when the first of held came
+}
+
+func (in *inbox) waiting(stream wire.StreamID) *streamOrder {
+	w := in.streams[stream]
+	if w == nil {
+		w = &streamOrder{missing: make(map[uint64]bool)}
+		in.streams[stream] = w
+	}
+	return w
+}
+
+// order hands on ev, a message of stream just recorded, in its sender's
+// order: late says it fills a gap recorded before. mu is held.
+func (in *inbox) order(ctx context.Context, stream wire.StreamID, ev MessageReceived, late bool) bool {
+	w := in.streams[stream]
+	if late {
+		// Not late if the messages after it still wait for it.
+		ev.Late = w == nil || !w.missing[ev.Seq] || len(w.held) == 0
+		if w != nil {
+			delete(w.missing, ev.Seq)
+		}
+		if !in.emit(ctx, ev) {
+			return false
+		}
+		return in.release(ctx, stream, false)
+	}
+	if w != nil && (len(w.held) > 0 || (ev.Via != "" && w.below(ev.Seq))) {
+		if len(w.held) == 0 {
+			w.since = time.Now()
+			in.armHold()
+		}
+		w.held = append(w.held, ev)
+		return true
+	}
+	return in.emit(ctx, ev)
+}
+
+// below reports whether a number below seq is still missing.
+func (w *streamOrder) below(seq uint64) bool {
+	for m := range w.missing {
+		if m < seq {
+			return true
+		}
+	}
+	return false
+}
+
+// release hands on the held messages of stream that no longer wait for an
+// earlier one, or all of them if force (holdTimeout passed). mu is held.
+func (in *inbox) release(ctx context.Context, stream wire.StreamID, force bool) bool {
+	w := in.streams[stream]
+	if w == nil {
+		return true
+	}
+	for len(w.held) > 0 {
+		ev := w.held[0]
+		if w.below(ev.Seq) {
+			if !force {
+				break
+			}
+			ev.AheadOfGap = true
+			for m := range w.missing {
+				if m < ev.Seq {
+					delete(w.missing, m)
+				}
+			}
+		}
+		w.held = w.held[1:]
+		if !in.emit(ctx, ev) {
+			return false
+		}
+	}
+	if len(w.held) == 0 && len(w.missing) == 0 {
+		delete(in.streams, stream)
+	}
+	return true
+}
+
+// armHold sets the hold timer for the stream held longest. mu is held.
+func (in *inbox) armHold() {
+	var first time.Time
+	for _, w := range in.streams {
+		if len(w.held) > 0 && (first.IsZero() || w.since.Before(first)) {
+			first = w.since
+		}
+	}
+	if first.IsZero() {
+		return
+	}
+	d := time.Until(first.Add(in.holdTimeout))
+	if in.hold == nil {
+		in.hold = time.AfterFunc(d, in.holdDone)
+	} else {
+		in.hold.Reset(d)
+	}
+}
+
+// holdDone hands on what waited holdTimeout for an earlier message.
+func (in *inbox) holdDone() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for s, w := range in.streams {
+		if len(w.held) > 0 && time.Since(w.since) >= in.holdTimeout {
+			if !in.release(in.ctx, s, true) {
+				return
+			}
+		}
+	}
+	in.armHold()
+}
+
+// heldRow is the lowest row of a message recorded and held, or 0: nothing
+// from the friend at or after it may be marked shown yet.
+func (in *inbox) heldRow() int64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var low int64
+	for _, w := range in.streams {
+		for _, ev := range w.held {
+			if low == 0 || ev.row < low {
+				low = ev.row
+			}
+		}
+	}
+	return low
 }
 
 // waitForRoom waits until need bytes fit the friend's budget, unless ctx

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,18 @@ type Config struct {
 	ReceiveWindow time.Duration
 	// Logger receives connection-level log lines; nil discards them.
 	Logger *slog.Logger
+
+	// NoCarry refuses to carry mail for others (see carry.go); this
+	// instance's own mail is still carried by friends who do.
+	NoCarry bool
+	// CarryBudget bounds what one friend may have carried here; zero means
+	// DefaultCarryBudget. CarryTTL is how long a copy is carried; zero
+	// means the constant. HoldTimeout is how long a carried message that
+	// came ahead of an earlier one waits for it before it is shown; zero
+	// means the constant. Tests shorten them.
+	CarryBudget CarryBudget
+	CarryTTL    time.Duration
+	HoldTimeout time.Duration
 }
 
 // Node is one person's instance on the network: the server friends connect
@@ -98,6 +111,7 @@ type Node struct {
 	mu      sync.Mutex
 	inbound map[string]map[*serverConn]struct{} // by friend: the open inbound connections
 
+	cards           cards
 	health          storeHealth
 	refusalsDropped atomic.Int64 // ConnRefused events dropped while the shell lagged
 }
@@ -159,6 +173,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.ReceiveWindow <= 0 {
 		cfg.ReceiveWindow = DefaultReceiveWindow
 	}
+	if cfg.HoldTimeout <= 0 {
+		cfg.HoldTimeout = HoldTimeout
+	}
+	if cfg.CarryBudget == (CarryBudget{}) {
+		cfg.CarryBudget = DefaultCarryBudget
+	}
+	if cfg.CarryTTL <= 0 {
+		cfg.CarryTTL = CarryTTL
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -190,20 +213,35 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}, n.known)
 	n.tls = n.pins.ServerConfig(func(name string) bool { _, ok := n.outboxes[name]; return ok })
 	n.tls.GetConfigForClient = sawClientHello // admission's view of the handshake
+	n.ctx, n.cancel = context.WithCancel(ctx)
 	for _, f := range cfg.Table.Friends() {
 		if f.Name == self.Name {
 			continue
 		}
 		o, err := newOutbox(n, f)
 		if err != nil {
+			n.cancel()
 			return nil, fmt.Errorf("cannot read the queue for %s: %w", f.Name, err)
 		}
 		n.outboxes[f.Name] = o
 		n.inboxes[f.Name] = newInbox(n, f)
 	}
+	if err := n.loadCards(); err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("cannot read the cards of friends: %w", err)
+	}
+	if err := n.loadCarried(); err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("cannot read the mail carried for friends: %w", err)
+	}
+	listenAddr := self.Addr()
+	if self.Host == NoHost {
+		listenAddr = net.JoinHostPort("", strconv.Itoa(self.Port))
+	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", self.Addr())
+	ln, err := lc.Listen(ctx, "tcp", listenAddr)
 	if err != nil {
+		n.cancel()
 		return nil, &ListenError{Name: self.Name, Addr: self.Addr(), Err: err}
 	}
 	n.ln = ln
@@ -292,6 +330,15 @@ type FriendStatus struct {
 	LastSeen  time.Time     // the last connection or frame from the friend, now while one is open; zero if never
 	ID        ID            // the identity pinned for the friend, if any
 	Pinned    PinSource     // where that pin comes from
+	// CarriedBy names the friends who hold sealed copies of messages
+	// waiting for this one; Carrying counts the copies this instance
+	// carries for this friend from others.
+	CarriedBy []string
+	Carrying  int
+	// Card says a card of the friend is held, so what waits for them can
+	// be sealed and carried; Reachable, that the card says they accept
+	// connections.
+	Card, Reachable bool
 }
 
 // Status returns the status of every friend but ourselves, in table order.
@@ -309,9 +356,14 @@ func (n *Node) Status() []FriendStatus {
 		out[i].Inbound = len(n.inbound[out[i].Name])
 	}
 	n.mu.Unlock()
+	counts, _ := n.store.CarriedCounts()
 	for i := range out {
 		out[i].ID, out[i].Pinned = n.pins.Pinned(out[i].Name)
 		out[i].Online, out[i].LastSeen = n.presence.status(out[i].Name)
+		out[i].Carrying = counts[out[i].Name]
+		if c, ok := n.contact(out[i].Name); ok {
+			out[i].Card, out[i].Reachable = true, c.Reachable
+		}
 	}
 	return out
 }

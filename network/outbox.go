@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"p2pchat/network/internal/store"
@@ -26,6 +27,13 @@ type outgoing struct {
 	record   *store.Pending // its write to the store
 	durable  bool           // the write is done
 	reported bool           // a MessageQueued event was emitted for it
+
+	// Carried copies (carry.go): the carriers it was handed to, those
+	// that refused it, those that hold it, and the one whose receipt
+	// came while it was on the connection too.
+	handed, refused map[string]bool
+	carriedBy       []string
+	via             string
 }
 
 // Backoff between attempts to reach a friend who cannot be reached: from
@@ -69,9 +77,16 @@ type outbox struct {
 	closed     bool                     // the node stopped
 	connected  bool
 	lastActive time.Time
-	offline    bool // the last attempt to reach the friend failed
-	reachable  bool // the friend reached us: try again at once
-	forget     bool // the friend's identity was forgotten: drop the connection
+	offline    bool          // the last attempt to reach the friend failed
+	reachable  bool          // the friend reached us: try again at once
+	forget     bool          // the friend's identity was forgotten: drop the connection
+	receipts   []receiptNote // the friend's receipts, for run to take
+
+	// Mail frames waiting on the connection with this friend (carry.go),
+	// and the connection run has open, for others to find.
+	mail    mailQueue
+	live    atomic.Pointer[conn]
+	handOff func(ctx context.Context) // hands sealed copies to carriers
 
 	// The rest belongs to run.
 	c        *conn       // nil when not connected
@@ -90,6 +105,7 @@ type outbox struct {
 	ackDue   *time.Timer // the oldest message written waits ackTimeout
 	retry    *time.Timer // the backoff is over
 	acked    int64       // the last row acknowledged, to mark in the store
+	noCarry  error       // why nobody carries for the friend, last said
 }
 
 // newOutbox loads the friend's queue from the store.
@@ -106,6 +122,7 @@ func newOutbox(n *Node, f Friend) (*outbox, error) {
 	}
 	o.dial = func(ctx context.Context, fails int) (*conn, error) { return n.dial(ctx, f, fails, o.log) }
 	o.inbound = func() *conn { return n.inboundConn(f.Name) }
+	o.handOff = func(ctx context.Context) { n.handOff(ctx, o) }
 	queued, err := n.store.Queue(f.Name)
 	if err != nil {
 		return nil, err
@@ -191,10 +208,23 @@ func (o *outbox) stop() {
 	o.closed = true
 }
 
+func (o *outbox) isOffline() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.offline
+}
+
 func (o *outbox) status() FriendStatus {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s := FriendStatus{Friend: o.friend, Connected: o.connected, Pending: len(o.queue), Offline: o.offline}
+	for _, m := range o.queue {
+		for _, c := range m.carriedBy {
+			if !slices.Contains(s.CarriedBy, c) {
+				s.CarriedBy = append(s.CarriedBy, c)
+			}
+		}
+	}
 	if o.connected {
 		s.Idle = time.Since(o.lastActive).Truncate(time.Second)
 	}
@@ -286,6 +316,7 @@ func (o *outbox) run(ctx context.Context) {
 		if forget && o.c != nil {
 			o.drop(ctx, ErrForgotten)
 		}
+		o.takeReceipts(ctx)
 		o.pump(ctx)
 	}
 }
@@ -308,6 +339,7 @@ func (o *outbox) drop(ctx context.Context, err error) {
 	}
 	welcomed := o.c.welcomed || borrowed
 	o.c, o.sent, o.written, o.borrowed = nil, 0, nil, false
+	o.live.Store(nil)
 	o.idle.Stop()
 	o.ackDue.Stop()
 	o.setConnected(false)
@@ -373,7 +405,7 @@ func (o *outbox) onAck(ctx context.Context, a wire.Ack) error {
 	if m.gs != nil && m.gs.settle(ctx, o.friend.Name, copyDelivered, nil) {
 		return nil
 	}
-	o.emit(ctx, MessageDelivered{To: o.friend.Name, Seq: m.seq, Group: m.group, Text: m.text, Sent: m.created, WasQueued: m.reported})
+	o.emit(ctx, MessageDelivered{To: o.friend.Name, Seq: m.seq, Group: m.group, Text: m.text, Sent: m.created, WasQueued: m.reported, Via: m.via})
 	return nil
 }
 
@@ -394,7 +426,8 @@ func (o *outbox) pump(ctx context.Context) {
 	o.reachable = false
 	o.mu.Unlock()
 	o.helloDone(ctx, reachable, waiting)
-	if waiting == 0 {
+	mail := o.mail.pending(o.c)
+	if waiting == 0 && mail == 0 {
 		if o.announce {
 			o.announceBack(ctx)
 		}
@@ -402,6 +435,19 @@ func (o *outbox) pump(ctx context.Context) {
 	}
 	o.announce = false
 	if o.c == nil && !o.connect(ctx, reachable, offline) {
+		if waiting > 0 && o.isOffline() {
+			o.handOff(ctx)
+		}
+		return
+	}
+	if mail > 0 {
+		if err := o.c.writeFrames(o.mail.unwritten(o.c)); err != nil {
+			o.log.Warn("write failed", "err", err)
+			o.c.close()
+			return
+		}
+	}
+	if waiting == 0 {
 		return
 	}
 	if o.sent > maxInFlight/2 {
@@ -478,6 +524,7 @@ func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 			// friend reached us: send down their connection.
 			o.log.Info("cannot reach friend; sending on their connection to us", "err", err)
 			o.c, o.borrowed = c, true
+			o.live.Store(c)
 			o.setConnected(true)
 			return true
 		}
@@ -491,6 +538,7 @@ func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 // up takes c, just dialled, as the connection to the friend.
 func (o *outbox) up(ctx context.Context, c *conn) {
 	o.c, o.fails = c, 0
+	o.live.Store(c)
 	o.setConnected(true)
 	o.log.Info("client connection up")
 	o.emit(ctx, ConnUp{Friend: o.friend.Name, Addr: o.friend.Addr(), ID: c.id, TLSVersion: c.tlsVersion})

@@ -89,7 +89,9 @@ func LoadTable(path string) (*Table, error) {
 // or one group a line as "@NAME FRIEND FRIEND …", columns separated by
 // spaces or tabs, '#' starting a comment, blank lines ignored. ID, where
 // given, pins the friend's identity as p2pchat --id prints it. A group's
-// members are friends of the table, on lines before or after it.
+// members are friends of the table, on lines before or after it. HOST "-"
+// (NoHost) is a friend with no address to dial, behind a NAT: it is never
+// dialled, and listens on PORT on every interface.
 // An error names the place as "file:line: reason".
 func readTable(r io.Reader, file string) (*Table, error) {
 	t := newTable()
@@ -146,7 +148,7 @@ func readTable(r io.Reader, file string) (*Table, error) {
 		// reach whoever listens there; one host with several ports is
 		// fine.
 		for _, g := range t.friends {
-			if strings.EqualFold(g.Host, host) && g.Port == port {
+			if host != NoHost && strings.EqualFold(g.Host, host) && g.Port == port {
 				return nil, fail("%s has the address of %s (%s, line %d): two friends cannot share one", cols[0], g.Name, g.Addr(), lines[g.Name])
 			}
 		}
@@ -279,7 +281,7 @@ func (t *Table) Names() []string {
 }
 
 func checkHost(host string) error {
-	if net.ParseIP(host) != nil {
+	if net.ParseIP(host) != nil || host == NoHost {
 		return nil
 	}
 	if host == "" || len(host) > 253 {

@@ -70,20 +70,20 @@ func TestReceiptsCardsAndGaps(t *testing.T) {
 	}
 
 	// Message 5 came ahead of 3 and 4, which come late.
-	mustWait(t, db.AddInGaps("alice", []In{{Stream: stream, Seq: 5, Text: "five", Sent: time.Now()}}, []Gap{{Stream: stream, From: 3, To: 4}}))
+	mustWait(t, db.AddInGaps("alice", []In{{Stream: stream, Seq: 5, Text: "five", Sent: time.Now()}}, []Gap{{Stream: stream, From: 3, To: 4}}, time.Now()))
 	for seq, want := range map[uint64]bool{2: false, 3: true, 4: true, 5: false} {
 		if got, err := db.Missing("alice", stream, seq); err != nil || got != want {
 			t.Errorf("missing %d: %v, %v; want %v", seq, got, err, want)
 		}
 	}
-	mustWait(t, db.AddInGaps("alice", []In{{Stream: stream, Seq: 3, Text: "three", Sent: time.Now(), Late: true}}, nil))
+	mustWait(t, db.AddInGaps("alice", []In{{Stream: stream, Seq: 3, Text: "three", Sent: time.Now(), Late: true}}, nil, time.Now()))
 	if got, _ := db.Missing("alice", stream, 3); got {
 		t.Error("3 came, and is still missing")
 	}
 	if last, _ := db.Received("alice", stream); last != 5 {
 		t.Errorf("received mark %d after a late 3, want 5", last)
 	}
-	if err := db.AddInGaps("alice", []In{{Stream: stream, Seq: 100000, Text: "x", Sent: time.Now()}}, []Gap{{Stream: stream, From: 6, To: 99999}}).Wait(); err == nil {
+	if err := db.AddInGaps("alice", []In{{Stream: stream, Seq: 100000, Text: "x", Sent: time.Now()}}, []Gap{{Stream: stream, From: 6, To: 99999}}, time.Now()).Wait(); err == nil {
 		t.Error("a gap of 99,994 recorded")
 	}
 }

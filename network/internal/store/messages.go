@@ -102,14 +102,14 @@ func (db *DB) AddIn(friend string, msgs []In, period time.Time) *Pending {
 // AddInGaps is AddIn for messages that may have come out of order: it
 // also records gaps, and forgets the gap entry of each message that is
 // Late, in the same transaction.
-func (db *DB) AddInGaps(friend string, msgs []In, gaps []Gap) *Pending {
+func (db *DB) AddInGaps(friend string, msgs []In, gaps []Gap, period time.Time) *Pending {
 	now := time.Now().UnixMilli()
 	first := db.nextRow.Add(int64(len(msgs))) - int64(len(msgs)) + 1
 	rows := make([]newRow, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
 		m.Row = first + int64(i)
-		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, text: m.Text}
+		rows[i] = newRow{row: m.Row, friend: friend, stream: m.Stream, seq: m.Seq, sent: m.Sent.UnixMilli(), at: now, group: m.Group, text: m.Text, period: period.UnixMilli()}
 	}
 	return db.submit(&request{rows: rows, apply: func(t *txn) error {
 		for _, g := range gaps {
