@@ -247,7 +247,41 @@ func (n *Node) takeCard(ctx context.Context, via string, card wire.Card) {
 	if fresh {
 		n.store.PutCard(name, wire.AppendFrame(nil, card))
 		n.outboxes[name].wake() // what waits for them may be sealed now
+		// Hand it on to the friends we are connected with now; the others
+		// get it on their next connection.
+		for other := range n.outboxes {
+			if other != name && other != via {
+				if c := n.carrierConn(other); c != nil {
+					c.owe(card)
+				}
+			}
+		}
 	}
+}
+
+// sendersCards returns the cards of the senders of the mail in frames
+// that is not ours: they go first, so that the recipient can check the
+// letters, whatever cards it had.
+func (n *Node) sendersCards(frames []wire.Frame) []wire.Frame {
+	var out []wire.Frame
+	seen := make(map[string]bool)
+	n.cards.mu.Lock()
+	defer n.cards.mu.Unlock()
+	for _, f := range frames {
+		m, ok := f.(wire.Mail)
+		if !ok || ID(m.From) == n.cfg.Identity.ID {
+			continue
+		}
+		name, ok := n.friendByID(m.From)
+		if !ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		if c, ok := n.cards.byName[name]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // connUp is called once a connection with friend is up, at either end:

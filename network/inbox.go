@@ -271,11 +271,11 @@ func (in *inbox) order(ctx context.Context, stream wire.StreamID, ev MessageRece
 		return in.release(ctx, stream, false)
 	}
 	if w != nil && (len(w.held) > 0 || (ev.Via != "" && w.below(ev.Seq))) {
-		if len(w.held) == 0 {
+		w.held = append(w.held, ev)
+		if len(w.held) == 1 {
 			w.since = time.Now()
 			in.armHold()
 		}
-		w.held = append(w.held, ev)
 		return true
 	}
 	return in.emit(ctx, ev)

@@ -84,9 +84,10 @@ type outbox struct {
 
 	// Mail frames waiting on the connection with this friend (carry.go),
 	// and the connection run has open, for others to find.
-	mail    mailQueue
-	live    atomic.Pointer[conn]
-	handOff func(ctx context.Context) // hands sealed copies to carriers
+	mail         mailQueue
+	live         atomic.Pointer[conn]
+	handOff      func(ctx context.Context)       // hands sealed copies to carriers
+	sendersCards func([]wire.Frame) []wire.Frame // the cards that go before carried mail
 
 	// The rest belongs to run.
 	c        *conn       // nil when not connected
@@ -123,6 +124,7 @@ func newOutbox(n *Node, f Friend) (*outbox, error) {
 	o.dial = func(ctx context.Context, fails int) (*conn, error) { return n.dial(ctx, f, fails, o.log) }
 	o.inbound = func() *conn { return n.inboundConn(f.Name) }
 	o.handOff = func(ctx context.Context) { n.handOff(ctx, o) }
+	o.sendersCards = n.sendersCards
 	queued, err := n.store.Queue(f.Name)
 	if err != nil {
 		return nil, err
@@ -441,7 +443,8 @@ func (o *outbox) pump(ctx context.Context) {
 		return
 	}
 	if mail > 0 {
-		if err := o.c.writeFrames(o.mail.unwritten(o.c)); err != nil {
+		frames := o.mail.unwritten(o.c)
+		if err := o.c.writeFrames(append(o.sendersCards(frames), frames...)); err != nil {
 			o.log.Warn("write failed", "err", err)
 			o.c.close()
 			return
