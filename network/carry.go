@@ -370,7 +370,7 @@ func (n *Node) receiveMail(ctx context.Context, c *conn, m wire.Mail) error {
 	if via == sender {
 		via = ""
 	}
-	msg := wire.Message{Stream: l.Stream, Seq: l.Seq, Low: l.Low, Sent: l.Sent, Text: l.Text}
+	msg := wire.Message{Stream: l.Stream, Seq: l.Seq, Low: l.Low, Sent: l.Sent, Group: l.Group, Text: l.Text}
 	if _, err := n.inboxes[sender].receive(ctx, c.ending, []wire.Message{msg}, via); err != nil {
 		return err
 	}
@@ -484,7 +484,7 @@ func (n *Node) handOff(ctx context.Context, o *outbox) {
 		return
 	}
 	for _, m := range o.toHandOff(carriers) {
-		l := wire.Letter{From: n.cfg.Identity.ID, To: to.ID, Stream: m.stream, Seq: m.seq, Low: m.low, Sent: m.created, Text: m.text}
+		l := wire.Letter{From: n.cfg.Identity.ID, To: to.ID, Stream: m.stream, Seq: m.seq, Low: m.low, Sent: m.created, Group: m.group, Text: m.text}
 		sealed, err := n.cfg.Identity.Seal(to, l)
 		if err != nil {
 			n.log.Error("cannot seal", "friend", o.friend.Name, "err", err)
@@ -504,6 +504,7 @@ type handOffItem struct {
 	stream   wire.StreamID
 	seq, low uint64
 	created  time.Time
+	group    string
 	text     string
 	carriers []string // the carriers that do not hold it yet
 }
@@ -534,7 +535,7 @@ func (o *outbox) toHandOff(carriers []string) []handOffItem {
 		for _, c := range news {
 			m.handed[c] = true
 		}
-		out = append(out, handOffItem{stream: m.stream, seq: m.seq, low: o.low[m.stream], created: m.created, text: m.text, carriers: news})
+		out = append(out, handOffItem{stream: m.stream, seq: m.seq, low: o.low[m.stream], created: m.created, group: m.group, text: m.text, carriers: news})
 	}
 	return out
 }
