@@ -5,7 +5,8 @@
 // with it.
 //
 // Version 3 (Version). Version 1 numbered messages per pair of
-// friends from 1 for ever; version 2 had no group tag in a message. A peer
+// friends from 1 for ever; version 2 had no group tag in a message, and no
+// carried mail (frames 6 to 9). A peer
 // that speaks another version is refused with a refusal that says to
 // upgrade, in both directions, before any message is taken. Inside TLS, a
 // connection carries frames:
@@ -22,6 +23,14 @@
 //	            glen:uint8 group:glen text     either way, after the welcome
 //	4 ack     = stream:16 seq:uint64           either way, message received
 //	5 refuse  = reason                         server -> client, then close
+//	6 card    = reachable:uint8 issued:int64 mailbox:32 cert sig:64
+//	                                           either way, after the welcome
+//	7 mail    = to:32 from:32 stream:16 seq:uint64 expires:int64 sealed
+//	                                           either way: a copy to carry or carried
+//	8 held    = to:32 from:32 stream:16 seq:uint64 full:uint8
+//	                                           answers a mail handed to carry, or a receipt
+//	9 receipt = from:32 to:32 stream:16 seq:uint64 sig:64
+//	                                           the recipient's, back to the sender
 //
 // The flow on a connection:
 //
@@ -53,7 +62,30 @@
 // table. Each member gets a copy of its own, numbered in the stream like
 // any message; the receiver checks that the group is @all or one of its
 // table with the sender in it (see package network). The receiver
-// acknowledges each message, in order, once it is recorded and handed on. Anything else
+// acknowledges each message, in order, once it is recorded and handed on.
+//
+// Carried mail. Each end sends its card once the welcome is sent, and the
+// cards it holds of its other friends: an instance's certificate (DER), its
+// mailbox key (X25519) and whether it accepts connections, signed with the
+// certificate's Ed25519 key over "p2pchat card\x00" and the fields before
+// sig. A message for a friend who cannot be reached is sealed into a
+// letter, and the letter into a mail frame for each friend who carries:
+//
+//	letter  = from:32 to:32 stream:16 seq:uint64 low:uint64 sent:int64
+//	          glen:uint8 group:glen text sig:64
+//
+// to and from are IDs (SHA-256 of the certificates); sig is the sender's
+// Ed25519 signature over "p2pchat letter\x00" and the fields before it.
+// sealed is HPKE (RFC 9180) base mode: DHKEM(X25519, HKDF-SHA256),
+// HKDF-SHA256, ChaCha20-Poly1305, to the recipient's mailbox key, with
+// info "p2pchat mail\x00" and the recipient's ID; the encapsulated key
+// comes first. The mail's outside repeats who, to whom and which message
+// (the recipient checks that it matches the letter) and when a carrier
+// drops it. A carrier answers held (full: over its budget for the sender,
+// not held) once the copy is recorded; the recipient answers a mail with a
+// receipt, signed over "p2pchat receipt\x00" and the fields before sig,
+// which goes back to the sender directly or through any carrier; the
+// sender answers a receipt a carrier brought with held. Anything else
 // (an unknown type, a malformed payload, a frame out of place, silence past
 // a deadline) closes that connection and is reported as an event and
 // logged; the node goes on serving everyone else.
