@@ -244,6 +244,10 @@ func (s *Shell) peers([]string) bool {
 			fmt.Fprintf(tw, "%s\t%s (%s)\n", p.Name, p.ID, p.Pinned)
 		}
 	}
+	fmt.Fprintln(tw, "\nFRIEND\tREACHED")
+	for _, p := range peers {
+		fmt.Fprintf(tw, "%s\t%s\n", p.Name, reached(p))
+	}
 	fmt.Fprintln(tw, "\nGROUP\tMEMBERS")
 	fmt.Fprintf(tw, "@%s\tevery friend\n", network.AllGroup)
 	for _, g := range s.cfg.Groups {
@@ -252,4 +256,30 @@ func (s *Shell) peers([]string) bool {
 	tw.Flush()
 	s.ui.notice(strings.TrimSuffix(b.String(), "\n"))
 	return false
+}
+
+// reached says how a friend is reached now: directly, through the friends
+// who carry what waits for them, or not at the moment; and what this
+// instance carries for them.
+func reached(p network.FriendStatus) string {
+	var parts []string
+	switch {
+	case p.Connected || p.Inbound > 0:
+		parts = append(parts, "direct")
+	case len(p.CarriedBy) > 0:
+		parts = append(parts, "through "+strings.Join(p.CarriedBy, ", "))
+	case p.Offline:
+		parts = append(parts, "not at the moment")
+	default:
+		parts = append(parts, "direct when there is something to send")
+	}
+	if !p.Card {
+		parts = append(parts, "no card yet, so nobody can carry for them")
+	} else if !p.Reachable {
+		parts = append(parts, "behind a NAT")
+	}
+	if p.Carrying > 0 {
+		parts = append(parts, fmt.Sprintf("carrying %d message(s) for %s", p.Carrying, p.Name))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -360,6 +360,30 @@ func TestRunEvents(t *testing.T) {
 			},
 		},
 		{
+			name: "carried",
+			events: []network.Event{
+				network.MessageReceived{From: "carol", Seq: 2, Sent: time.Now(), Text: "via", Via: "bob"},
+				network.MessageReceived{From: "carol", Seq: 5, Sent: time.Now(), Text: "ahead", Via: "bob", AheadOfGap: true},
+				network.MessageReceived{From: "carol", Seq: 3, Sent: time.Now(), Text: "late", Late: true},
+				network.MessageCarried{To: "carol", Seq: 4, Text: "sealed", Via: "bob"},
+				network.MessageCarried{To: "carol", Seq: 4, Text: "sealed", Via: "dave"},
+				network.MessageDelivered{To: "carol", Seq: 4, Text: "sealed", Sent: past, Via: "bob"},
+				network.CannotCarry{To: "dave", Err: errors.New("no card of theirs yet")},
+				network.MailRefused{From: "carol", Via: "bob", Err: errors.New("mail does not verify")},
+			},
+			out: [][]string{
+				line("Message from carol: via (via bob)"),
+				line("Message from carol: ahead (via bob) (an earlier message from carol has not arrived yet)"),
+				line("Message from carol: late (late)"),
+			},
+			errOut: [][]string{
+				line(`carol cannot be reached: bob carries "sealed" to them, sealed`),
+				line(`Delivered to carol (via bob): "sealed" (written 2024-03-01 10:00)`),
+				line("Nobody can carry messages to dave yet: no card of theirs yet. They wait for the direct path."),
+				line("WARNING: a sealed message said to be from carol, carried by bob, was altered or forged"),
+			},
+		},
+		{
 			name:   "delivered at once is quiet",
 			events: []network.Event{network.MessageDelivered{To: "bob", Seq: 3, Text: "hi", Sent: past}},
 		},
@@ -536,8 +560,8 @@ func TestRunCommands(t *testing.T) {
 		{Outgoing: true, Text: "later", Sent: t3, At: t3},
 	}
 	status := []network.FriendStatus{
-		{Friend: network.Friend{Name: "bob", Host: "127.0.0.1", Port: 4001}, Connected: true, Idle: 3700 * time.Millisecond, Inbound: 1, Online: true, LastSeen: time.Now(), ID: idBob, Pinned: network.PinnedByTable},
-		{Friend: network.Friend{Name: "carol", Host: "::1", Port: 4002}, Offline: true, Pending: 2, LastSeen: time.Now().Add(-3*time.Hour - time.Minute)},
+		{Friend: network.Friend{Name: "bob", Host: "127.0.0.1", Port: 4001}, Connected: true, Idle: 3700 * time.Millisecond, Inbound: 1, Online: true, LastSeen: time.Now(), ID: idBob, Pinned: network.PinnedByTable, Card: true, Reachable: true, Carrying: 3},
+		{Friend: network.Friend{Name: "carol", Host: "::1", Port: 4002}, Offline: true, Pending: 2, LastSeen: time.Now().Add(-3*time.Hour - time.Minute), Card: true, CarriedBy: []string{"bob"}},
 		{Friend: network.Friend{Name: "dave", Host: "10.0.0.4", Port: 4003}, ID: idOther, Pinned: network.PinnedOnFirstUse},
 		{Friend: network.Friend{Name: "erin", Host: "10.0.0.5", Port: 4004}, Online: true, LastSeen: time.Now().Add(-2 * time.Minute)},
 	}
@@ -603,6 +627,12 @@ func TestRunCommands(t *testing.T) {
 				line("carol", "not yet pinned"),
 				line("dave", idOther.String()+" (pinned on first use)"),
 				line("erin", "not yet pinned"),
+				line(),
+				line("FRIEND", "REACHED"),
+				line("bob", "direct; carrying 3 message(s) for bob"),
+				line("carol", "through bob; behind a NAT"),
+				line("dave", "direct when there is something to send; no card yet, so nobody can carry for them"),
+				line("erin", "direct when there is something to send; no card yet, so nobody can carry for them"),
 				line(),
 				line("GROUP", "MEMBERS"),
 				line("@all", "every friend"),

@@ -71,6 +71,7 @@ type Shell struct {
 
 	shown     map[string]network.MessageReceived // last message shown per friend, not yet marked
 	warned    map[string]bool                    // identity warnings given, by name and identity
+	carried   map[sentKey]bool                   // messages said to be carried
 	unflushed int                                // messages shown since the last settle
 }
 
@@ -116,7 +117,7 @@ var errInterrupt = errors.New("interrupted")
 
 // New prepares a shell; on a terminal it takes over the screen.
 func New(cfg Config) (*Shell, error) {
-	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: refusals{hosts: make(map[string]bool)}, shown: make(map[string]network.MessageReceived), warned: make(map[string]bool), settings: cfg.Settings}
+	s := &Shell{cfg: cfg, paint: newPainter(cfg.Color), refused: refusals{hosts: make(map[string]bool)}, shown: make(map[string]network.MessageReceived), warned: make(map[string]bool), carried: make(map[sentKey]bool), settings: cfg.Settings}
 	var u ui
 	if cfg.Terminal {
 		t, err := newTerminalUI(cfg, s.completer())
@@ -375,7 +376,21 @@ func (s *Shell) render(ev network.Event) {
 		if ev.Group != "" {
 			to = " to @" + ev.Group
 		}
-		s.ui.message(fmt.Sprintf("Message from %s%s: %s%s", s.paint.Name(ev.From), to, Sanitize(ev.Text), lateness(ev.Sent, time.Now())))
+		s.ui.message(fmt.Sprintf("Message from %s%s: %s%s%s", s.paint.Name(ev.From), to, Sanitize(ev.Text), lateness(ev.Sent, time.Now()), carriedNote(ev)))
+	case network.MessageCarried:
+		k := sentKey{ev.To, ev.Seq}
+		if s.carried[k] {
+			return // one line per message, however many carry it
+		}
+		if len(s.carried) > maxRefusalHosts {
+			clear(s.carried)
+		}
+		s.carried[k] = true
+		s.ui.notice(s.paint.Faint(fmt.Sprintf("%s cannot be reached: %s carries %q to them, sealed", ev.To, ev.Via, Sanitize(abbreviate(ev.Text, 40)))))
+	case network.CannotCarry:
+		s.ui.notice(s.paint.Faint(Sanitize(fmt.Sprintf("Nobody can carry messages to %s yet: %v. They wait for the direct path.", ev.To, ev.Err))))
+	case network.MailRefused:
+		s.problem(Sanitize(fmt.Sprintf("WARNING: a sealed message said to be from %s, carried by %s, was altered or forged; nothing of it is shown (%v)", ev.From, ev.Via, ev.Err)))
 	case network.GroupReport:
 		s.renderGroupReport(ev)
 	case network.MessageRefused:
@@ -399,7 +414,10 @@ func (s *Shell) render(ev network.Event) {
 		if ev.Group != "" {
 			to += " (@" + ev.Group + ")"
 		}
-		if ev.WasQueued || ev.Group != "" {
+		if ev.Via != "" {
+			to += " (via " + ev.Via + ")"
+		}
+		if ev.WasQueued || ev.Group != "" || ev.Via != "" {
 			s.ui.notice(s.paint.Faint(fmt.Sprintf("Delivered to %s: %q (written %s)", to, Sanitize(abbreviate(ev.Text, 40)), when(ev.Sent))))
 		}
 	case network.MessageFailed:
@@ -433,6 +451,10 @@ func (s *Shell) render(ev network.Event) {
 		}
 		s.renderRefused(ev)
 	case network.IdentityPinned:
+		if ev.Via != "" {
+			s.ui.notice(s.paint.Faint(fmt.Sprintf("First contact with %s, through the card %s handed on: pinned identity %s. Check it against what %s's /whoami shows.", ev.Name, ev.Via, ev.ID, ev.Name)))
+			return
+		}
 		if !s.cfg.Terminal {
 			// One line, for scripts.
 			s.ui.notice(s.paint.Faint(fmt.Sprintf("First contact with %s: pinned identity %s. Check it against what %s's /whoami shows.", ev.Name, ev.ID, ev.Name)))
@@ -450,6 +472,21 @@ func (s *Shell) render(ev network.Event) {
 	case network.ConnUp, network.ConnDown:
 		// Quiet: /peers shows connection state.
 	}
+}
+
+// carriedNote says how a message came, when not directly or not in order.
+func carriedNote(ev network.MessageReceived) string {
+	var b strings.Builder
+	if ev.Via != "" {
+		fmt.Fprintf(&b, " (via %s)", ev.Via)
+	}
+	if ev.Late {
+		b.WriteString(" (late)")
+	}
+	if ev.AheadOfGap {
+		fmt.Fprintf(&b, " (an earlier message from %s has not arrived yet)", ev.From)
+	}
+	return b.String()
 }
 
 // renderGroupReport shows in one line how a message to a group went, once
