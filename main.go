@@ -91,6 +91,7 @@ func run(args []string) (code int) {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	showID := fs.Bool("id", false, "print NAME's identity (creating it if needed) and exit")
 	check := fs.Bool("check", false, "check NAME's message database with SQLite's integrity check and exit")
+	noCarry := fs.Bool("no-carry", false, "do not carry sealed mail for friends who cannot reach each other (yours is still carried by those who do)")
 	exitWhenDone := fs.Bool("exit-when-done", false, "at the end of piped input, wait until everything sent is delivered (at most 10s), then exit: 0 if nothing waits, 1 otherwise")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: p2pchat [flags] NAME\n\nflags:\n")
@@ -239,6 +240,7 @@ func run(args []string) (code int) {
 		Store:       db,
 		KnownPeers:  known,
 		Logger:      logger,
+		NoCarry:     *noCarry,
 	})
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {

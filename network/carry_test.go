@@ -251,17 +251,6 @@ func waitAll(t *testing.T, n *Node, preds ...func(Event) bool) {
 	}
 }
 
-func statusOf(t *testing.T, n *Node, friend string) FriendStatus {
-	t.Helper()
-	for _, s := range n.Status() {
-		if s.Name == friend {
-			return s
-		}
-	}
-	t.Fatalf("%s has no friend %s", n.Name(), friend)
-	return FriendStatus{}
-}
-
 // waitCondition waits for ok, polling, up to waitTimeout.
 func waitCondition(t *testing.T, what string, ok func() bool) {
 	t.Helper()

@@ -263,6 +263,7 @@ func (c *conn) read(msgs chan<- wire.Frame, stop <-chan struct{}) error {
 			c.acks = append(c.acks, f)
 			c.ackMu.Unlock()
 			signal(c.ackReady)
+		case wire.Ping:
 		case wire.Card:
 			n.takeCard(n.ctx, c.friend, f)
 		case wire.Held:

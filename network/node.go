@@ -262,6 +262,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		n.serve(n.ctx)
 	}()
+	if self.Host == NoHost {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.keepAlive(n.ctx)
+		}()
+	}
 	context.AfterFunc(n.ctx, func() { ln.Close() })
 	log.Info("listening", "name", self.Name, "addr", ln.Addr().String(), "id", cfg.Identity.ID.String())
 	return n, nil
@@ -409,7 +416,16 @@ func (n *Node) MarkShown(m MessageReceived) {
 	if m.row == 0 {
 		return
 	}
-	if err := n.store.MarkShown(m.From, m.row); err != nil {
+	upTo := m.row
+	if in, ok := n.inboxes[m.From]; ok {
+		// A message recorded and held for an earlier one is not shown
+		// yet: the mark stays below it, so that a crash shows it at the
+		// next start (and, with it, the few shown after it again).
+		if held := in.heldRow(); held != 0 && held <= upTo {
+			upTo = held - 1
+		}
+	}
+	if err := n.store.MarkShown(m.From, upTo); err != nil {
 		n.log.Error("cannot record a message as shown", "peer", m.From, "err", err)
 	}
 }

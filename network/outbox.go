@@ -81,6 +81,7 @@ type outbox struct {
 	reachable  bool          // the friend reached us: try again at once
 	forget     bool          // the friend's identity was forgotten: drop the connection
 	receipts   []receiptNote // the friend's receipts, for run to take
+	keep       bool          // keep a connection open, idle or not (keepalive.go)
 
 	// Mail frames waiting on the connection with this friend (carry.go),
 	// and the connection run has open, for others to find.
@@ -297,6 +298,10 @@ func (o *outbox) run(ctx context.Context) {
 				o.idle.Reset(o.idleTimeout) // waiting for acks is not idleness
 				continue
 			}
+			if o.kept() {
+				o.idle.Reset(o.idleTimeout)
+				continue
+			}
 			if idle := o.c.idleFor(); idle < o.idleTimeout {
 				// The friend's messages to us count as activity.
 				o.idle.Reset(o.idleTimeout - idle)
@@ -429,7 +434,7 @@ func (o *outbox) pump(ctx context.Context) {
 	o.mu.Unlock()
 	o.helloDone(ctx, reachable, waiting)
 	mail := o.mail.pending(o.c)
-	if waiting == 0 && mail == 0 {
+	if waiting == 0 && mail == 0 && !(o.kept() && o.c == nil) {
 		if o.announce {
 			o.announceBack(ctx)
 		}
@@ -439,6 +444,14 @@ func (o *outbox) pump(ctx context.Context) {
 	if o.c == nil && !o.connect(ctx, reachable, offline) {
 		if waiting > 0 && o.isOffline() {
 			o.handOff(ctx)
+		}
+		return
+	}
+	if waiting == 0 && mail == 0 {
+		// A kept connection with nothing to send: the hello, which waits
+		// in the buffer for the first messages, goes out alone.
+		if err := o.c.writeFrames(nil); err != nil {
+			o.c.close()
 		}
 		return
 	}

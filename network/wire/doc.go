@@ -31,6 +31,7 @@
 //	                                           answers a mail handed to carry, or a receipt
 //	9 receipt = from:32 to:32 stream:16 seq:uint64 sig:64
 //	                                           the recipient's, back to the sender
+//	10 ping   = (empty)                        either way, keeps a NAT's mapping
 //
 // The flow on a connection:
 //

@@ -13,7 +13,15 @@ const (
 	TypeMail    = 7
 	TypeHeld    = 8
 	TypeReceipt = 9
+	TypePing    = 10
 )
+
+// Ping keeps a connection open through a NAT: it carries nothing and needs
+// no answer.
+type Ping struct{}
+
+func (Ping) Type() byte                    { return TypePing }
+func (Ping) appendPayload(b []byte) []byte { return b }
 
 // IDSize is the size of an instance's ID: the SHA-256 of its certificate.
 const IDSize = 32
@@ -145,6 +153,11 @@ func decodeMailFrame(typ byte, p []byte) (Frame, error) {
 		return b == 1, nil
 	}
 	switch typ {
+	case TypePing:
+		if len(p) != 0 {
+			return nil, bad("ping of %d bytes", len(p))
+		}
+		return Ping{}, nil
 	case TypeCard:
 		if len(p) <= cardHeader {
 			return nil, bad("short card")
