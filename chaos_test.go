@@ -207,7 +207,7 @@ func (h *chaosHarness) around(m *chaosMsg) string {
 			state = "was then SIGKILLed"
 		}
 		for _, l := range p.stdout.snapshot() {
-			sm := chaosLine.FindStringSubmatch(l)
+			sm := chaosLine.FindStringSubmatch(viaFriend.ReplaceAllString(l, ""))
 			if sm == nil || sm[1] != m.from {
 				continue
 			}
@@ -239,7 +239,7 @@ func (h *chaosHarness) displayedByRun(name string) []chaosDisplay {
 	for i, p := range h.nodes[name].runs {
 		lines := p.stdout.snapshot()
 		for j, l := range lines {
-			all = append(all, chaosDisplay{run: i + 1, line: l, tailOfKilledRun: h.killed[p] && j >= len(lines)-128})
+			all = append(all, chaosDisplay{run: i + 1, line: viaFriend.ReplaceAllString(l, ""), tailOfKilledRun: h.killed[p] && j >= len(lines)-128})
 		}
 	}
 	return all
@@ -257,10 +257,17 @@ func (h *chaosHarness) runEnd(name string, i int) string {
 func (h *chaosHarness) displayed(name string) []string {
 	var all []string
 	for _, p := range h.nodes[name].runs {
-		all = append(all, p.stdout.snapshot()...)
+		for _, l := range p.stdout.snapshot() {
+			all = append(all, viaFriend.ReplaceAllString(l, ""))
+		}
 	}
 	return all
 }
+
+// viaFriend is how a line says that a friend carried the message, sealed,
+// while its recipient could not be reached: the rules of the test hold
+// for it as for any.
+var viaFriend = regexp.MustCompile(` \(via \S+\)$`)
 
 // chaosLine matches a message of the test: its sender, its group if any,
 // the sender named in the text, and the number.
