@@ -10,8 +10,8 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
