@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"p2pchat/network/internal/store"
@@ -38,7 +39,8 @@ type inbox struct {
 	holdTimeout time.Duration
 	mu          sync.Mutex
 	streams     map[wire.StreamID]*streamOrder
-	hold        *time.Timer // fires when a held message has waited holdTimeout
+	hold        *time.Timer  // fires when a held message has waited holdTimeout
+	lowHeld     atomic.Int64 // heldRow
 }
 
 func newInbox(n *Node, f Friend) *inbox {
@@ -272,6 +274,7 @@ func (in *inbox) order(ctx context.Context, stream wire.StreamID, ev MessageRece
 	}
 	if w != nil && (len(w.held) > 0 || (ev.Via != "" && w.below(ev.Seq))) {
 		w.held = append(w.held, ev)
+		in.noteHeld()
 		if len(w.held) == 1 {
 			w.since = time.Now()
 			in.armHold()
@@ -312,6 +315,7 @@ func (in *inbox) release(ctx context.Context, stream wire.StreamID, force bool) 
 			}
 		}
 		w.held = w.held[1:]
+		in.noteHeld()
 		if !in.emit(ctx, ev) {
 			return false
 		}
@@ -356,10 +360,13 @@ func (in *inbox) holdDone() {
 }
 
 // heldRow is the lowest row of a message recorded and held, or 0: nothing
-// from the friend at or after it may be marked shown yet.
-func (in *inbox) heldRow() int64 {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+// from the friend at or after it may be marked shown yet. It takes no lock:
+// the shell calls it (MarkShown) while receive may hold mu, waiting for
+// the shell to take an event.
+func (in *inbox) heldRow() int64 { return in.lowHeld.Load() }
+
+// noteHeld updates lowHeld after held changed. mu is held.
+func (in *inbox) noteHeld() {
 	var low int64
 	for _, w := range in.streams {
 		for _, ev := range w.held {
@@ -368,7 +375,7 @@ func (in *inbox) heldRow() int64 {
 			}
 		}
 	}
-	return low
+	in.lowHeld.Store(low)
 }
 
 // waitForRoom waits until need bytes fit the friend's budget, unless ctx
