@@ -469,11 +469,6 @@ func (n *Node) loadCarried() error {
 // handOff hands sealed copies of what waits for o's friend, who cannot be
 // reached, to every other friend with an open connection, each copy once.
 func (n *Node) handOff(ctx context.Context, o *outbox) {
-	to, ok := n.contact(o.friend.Name)
-	if !ok {
-		o.cannotCarry(ctx, errors.New("no card of theirs yet to seal to: it comes with the first connection, direct or through a friend"))
-		return
-	}
 	var carriers []string
 	for name := range n.outboxes {
 		if name != o.friend.Name && n.carrierConn(name) != nil {
@@ -481,6 +476,12 @@ func (n *Node) handOff(ctx context.Context, o *outbox) {
 		}
 	}
 	if len(carriers) == 0 {
+		return
+	}
+	to, ok := n.contact(o.friend.Name)
+	if !ok {
+		// Said only when a friend could carry: then it is news.
+		o.cannotCarry(ctx, errors.New("no card of theirs yet to seal to: it comes with the first connection, direct or through a friend"))
 		return
 	}
 	for _, m := range o.toHandOff(carriers) {
