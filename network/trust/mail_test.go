@@ -177,3 +177,36 @@ func BenchmarkSealOpen(b *testing.B) {
 		}
 	}
 }
+
+// FuzzOpenMail: whatever a carrier brings, as a card or as sealed mail,
+// verifying and opening it fails cleanly or yields what was sealed.
+func FuzzOpenMail(f *testing.F) {
+	alice, err := LoadIdentity(f.TempDir(), "alice")
+	if err != nil {
+		f.Fatal(err)
+	}
+	carol, err := LoadIdentity(f.TempDir(), "carol")
+	if err != nil {
+		f.Fatal(err)
+	}
+	from, _, _ := VerifyCard(alice.Card(true, time.Now()))
+	to, _, _ := VerifyCard(carol.Card(true, time.Now()))
+	l := wire.Letter{From: alice.ID, To: carol.ID, Stream: wire.StreamID{1}, Seq: 1, Sent: time.UnixMilli(1), Text: "hi"}
+	sealed, err := alice.Seal(to, l)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(wire.AppendFrame(nil, alice.Card(true, time.UnixMilli(5))), sealed)
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, card, sealed []byte) {
+		if fr, err := wire.ParseFrame(card); err == nil {
+			if c, ok := fr.(wire.Card); ok {
+				VerifyCard(c)
+			}
+		}
+		got, err := carol.Open(wire.Mail{To: carol.ID, From: alice.ID, Stream: l.Stream, Seq: l.Seq, Sealed: sealed}, from)
+		if err == nil && got != l {
+			t.Fatalf("opened %+v, which alice never sealed", got)
+		}
+	})
+}
