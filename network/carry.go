@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -194,16 +195,36 @@ func (n *Node) friendByID(id ID) (string, bool) {
 	return "", false
 }
 
+// maxHandedOn bounds the cards of others that go out on one connection,
+// so that a table of a thousand friends does not cost a million cards: a
+// group of friends has all of theirs handed on; a larger table, those of
+// the friends who cannot be reached directly first, then the newest.
+const maxHandedOn = 32
+
 // cardFrames returns what goes out on every connection once it is up: our
-// card, and the cards we hold of every friend but the one at the other end.
+// card, and the cards we hold of the friends but the one at the other end,
+// at most maxHandedOn of them.
 func (n *Node) cardFrames(friend string) []wire.Frame {
 	n.cards.mu.Lock()
 	defer n.cards.mu.Unlock()
-	out := []wire.Frame{n.cards.own}
+	var others []wire.Card
 	for name, c := range n.cards.byName {
 		if name != friend {
-			out = append(out, c)
+			others = append(others, c)
 		}
+	}
+	slices.SortFunc(others, func(a, b wire.Card) int {
+		if a.Reachable != b.Reachable {
+			if !a.Reachable {
+				return -1
+			}
+			return 1
+		}
+		return b.Issued.Compare(a.Issued)
+	})
+	out := []wire.Frame{n.cards.own}
+	for _, c := range others[:min(len(others), maxHandedOn)] {
+		out = append(out, c)
 	}
 	return out
 }
@@ -247,9 +268,13 @@ func (n *Node) takeCard(ctx context.Context, via string, card wire.Card) {
 	if fresh {
 		n.store.PutCard(name, wire.AppendFrame(nil, card))
 		n.outboxes[name].wake() // what waits for them may be sealed now
-		// Hand it on to the friends we are connected with now; the others
-		// get it on their next connection.
+		// A friend who cannot be reached directly needs its card carried
+		// most: hand it on to the friends we are connected with now. The
+		// others get any card on their next connection.
 		for other := range n.outboxes {
+			if contact.Reachable {
+				break
+			}
 			if other != name && other != via {
 				if c := n.carrierConn(other); c != nil {
 					c.owe(card)
