@@ -349,20 +349,26 @@ func (n *Node) takeMail(ctx context.Context, c *conn, m wire.Mail) error {
 	case !ok || recipient == c.friend:
 		n.log.Info("mail for nobody we carry for: refused", "from", c.friend, "to", ID(m.To).String())
 	default:
-		err := n.store.AddCarried(store.Carried{
+		p := n.store.AddCarried(store.Carried{
 			Sender: c.friend, Recipient: recipient, Stream: m.Stream, Seq: m.Seq,
 			Expires: time.Now().Add(n.cfg.CarryTTL), Mail: wire.AppendFrame(nil, m),
-		}, store.Budget{Messages: n.cfg.CarryBudget.Messages, Bytes: n.cfg.CarryBudget.Bytes}).Wait()
-		switch {
+		}, store.Budget{Messages: n.cfg.CarryBudget.Messages, Bytes: n.cfg.CarryBudget.Bytes})
+		select {
+		case <-p.Done(): // refused at once: over the budget
+		default:
+			// On its way to the recipient while the store records it, as
+			// a message goes on the wire; held is answered once recorded.
+			if n.outboxes[recipient].mail.add(m) {
+				n.outboxes[recipient].wake()
+			}
+		}
+		switch err := p.Wait(); {
 		case errors.Is(err, store.ErrBudget):
 			n.log.Warn("mail refused: over the budget for its sender", "from", c.friend, "to", recipient, "err", err)
 		case err != nil:
 			return err // not answered: the sender tries again, or elsewhere
 		default:
 			held.Full = false
-			if n.outboxes[recipient].mail.add(m) {
-				n.outboxes[recipient].wake()
-			}
 		}
 	}
 	c.owe(held)
@@ -535,17 +541,16 @@ type handOffItem struct {
 	carriers []string // the carriers that do not hold it yet
 }
 
-// toHandOff returns the durable messages waiting that some of carriers do
-// not hold yet, and counts them as handed to those.
+// toHandOff returns the messages waiting that some of carriers do not
+// hold yet, and counts them as handed to those. As on a connection, a
+// message goes out while the store records it: one the store then fails
+// to record is reported failed, as one the carriers may have.
 func (o *outbox) toHandOff(carriers []string) []handOffItem {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var out []handOffItem
 	for i := range o.queue {
 		m := &o.queue[i]
-		if !m.durable && m.record != nil {
-			break
-		}
 		var news []string
 		for _, c := range carriers {
 			if !m.handed[c] && !m.refused[c] {

@@ -441,9 +441,15 @@ func (o *outbox) pump(ctx context.Context) {
 		return
 	}
 	o.announce = false
+	if o.c == nil && waiting > 0 && offline {
+		// The friend could not be reached last time: friends who carry
+		// get sealed copies at once, while this run tries the friend
+		// again and the store records them, as a connection would.
+		o.handOff(ctx)
+	}
 	if o.c == nil && !o.connect(ctx, reachable, offline) {
 		if waiting > 0 && o.isOffline() {
-			o.handOff(ctx)
+			o.handOff(ctx) // the attempt just failed
 		}
 		return
 	}
@@ -600,7 +606,7 @@ func (o *outbox) sync(ctx context.Context, rec *store.Pending) bool {
 			case <-m.record.Done():
 				m.durable = m.record.Err() == nil
 				if !m.durable {
-					lost = append(lost, failed{m, i < o.sent})
+					lost = append(lost, failed{m, i < o.sent || len(m.handed) > 0})
 					if i < o.sent {
 						sent--
 					}
