@@ -571,6 +571,19 @@ func (o *outbox) toHandOff(carriers []string) []handOffItem {
 	return out
 }
 
+// waits reports whether message (stream, seq) waits for the friend, and
+// who carries it.
+func (o *outbox) waits(stream wire.StreamID, seq uint64) (bool, []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, m := range o.queue {
+		if m.stream == stream && m.seq == seq {
+			return true, slices.Clone(m.carriedBy)
+		}
+	}
+	return false, nil
+}
+
 // carried takes a carrier's answer for a copy of message (stream, seq).
 func (o *outbox) carried(ctx context.Context, stream wire.StreamID, seq uint64, via string, full bool) {
 	o.mu.Lock()

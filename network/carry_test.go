@@ -131,6 +131,10 @@ func TestCarriedAfterTheSenderLeft(t *testing.T) {
 		func(e Event) bool { p, ok := e.(IdentityPinned); return ok && p.Name == "carol" })
 	seq = send(t, alice, "carol", "for later")
 	waitFor(t, alice, func(e MessageCarried) bool { return e.Seq == seq && e.Via == "bob" })
+	h, err := alice.History("carol", 1)
+	if err != nil || len(h) != 1 || h[0].Delivered || !slices.Equal(h[0].CarriedBy, []string{"bob"}) {
+		t.Errorf("alice's history with carol: %+v, %v; want the message waiting, carried by bob", h, err)
+	}
 	w.stop(alice)
 	if st := statusOf(t, bob, "carol"); st.Carrying != 1 {
 		t.Errorf("bob carries %d for carol, want 1", st.Carrying)

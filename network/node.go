@@ -440,9 +440,17 @@ func (n *Node) History(friend string, max int) ([]HistoryEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	o := n.outboxes[friend]
 	out := make([]HistoryEntry, len(ms))
 	for i, m := range ms {
-		out[i] = HistoryEntry{Outgoing: m.Outgoing, Group: m.Group, Text: m.Text, Sent: m.Sent, At: m.At, Delivered: m.Outgoing && m.Done}
+		e := HistoryEntry{Outgoing: m.Outgoing, Group: m.Group, Text: m.Text, Sent: m.Sent, At: m.At, Delivered: m.Outgoing && m.Done}
+		if m.Outgoing && !m.Done {
+			// The store's mark says delivered in order; a receipt that a
+			// carrier brought may have delivered it out of order.
+			waits, carriers := o.waits(m.Stream, m.Seq)
+			e.Delivered, e.CarriedBy = !waits, carriers
+		}
+		out[i] = e
 	}
 	return out, nil
 }
@@ -455,6 +463,7 @@ type HistoryEntry struct {
 	Sent      time.Time // the sender's clock when it was written
 	At        time.Time // when it was recorded here
 	Delivered bool      // sent: the friend acknowledged it
+	CarriedBy []string  // sent, not yet delivered: the friends who carry a sealed copy
 }
 
 // Friends returns the names of everyone this node can write to, in table

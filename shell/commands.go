@@ -109,7 +109,11 @@ func (s *Shell) history(args []string) bool {
 		}
 		if r.Outgoing {
 			state := "delivered"
-			if !r.Delivered {
+			switch {
+			case r.Delivered:
+			case len(r.CarriedBy) > 0:
+				state = "waiting; carried by " + strings.Join(r.CarriedBy, ", ")
+			default:
 				state = "waiting"
 			}
 			fmt.Fprintf(&b, "%s  you → %s%s: %s  [%s]\n", when(r.Sent), s.paint.Name(friend), group, Sanitize(r.Text), state)

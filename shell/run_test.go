@@ -558,6 +558,7 @@ func TestRunCommands(t *testing.T) {
 		{Outgoing: true, Text: "hi", Sent: t1, At: t1, Delivered: true},
 		{Text: "hey \x1b[2J", Sent: t2.Add(-time.Hour), At: t2},
 		{Outgoing: true, Text: "later", Sent: t3, At: t3},
+		{Outgoing: true, Text: "carried", Sent: t3, At: t3, CarriedBy: []string{"carol", "dave"}},
 	}
 	status := []network.FriendStatus{
 		{Friend: network.Friend{Name: "bob", Host: "127.0.0.1", Port: 4001}, Connected: true, Idle: 3700 * time.Millisecond, Inbound: 1, Online: true, LastSeen: time.Now(), ID: idBob, Pinned: network.PinnedByTable, Card: true, Reachable: true, Carrying: 3},
@@ -583,6 +584,7 @@ func TestRunCommands(t *testing.T) {
 				line("2024-03-01 10:00  you → bob: hi  [delivered]"),
 				line(`2024-03-01 10:01  bob → you: hey \x1b[2J`),
 				line("2024-03-01 10:02  you → bob: later  [waiting]"),
+				line("2024-03-01 10:02  you → bob: carried  [waiting; carried by carol, dave]"),
 			},
 		},
 		{
@@ -590,7 +592,7 @@ func TestRunCommands(t *testing.T) {
 			setup:     func(f *fakeNet) { f.history["bob"] = canned },
 			lines:     []string{"/history bob 2"},
 			histories: []fakeHistoryCall{{"bob", 2}},
-			errOut:    [][]string{line("bob → you: hey"), line("you → bob: later  [waiting]")},
+			errOut:    [][]string{line("you → bob: later  [waiting]"), line("you → bob: carried  [waiting; carried by carol, dave]")},
 		},
 		{
 			name:      "history, none yet",
