@@ -103,13 +103,16 @@
 // connection in its own goroutine. Messages to a friend go out on a separate
 // client connection that the node dials on the first message to that friend,
 // reuses for later ones, and closes after Config.IdleTimeout without
-// activity; the next message dials again. The one dial with nothing to send
-// is at start: one connection to each friend we talked with before, to say
-// we are back, so that what they queued for us comes at once (announce.go).
-// The client's hello and its first messages go out together right after the TLS handshake, without waiting
-// for the welcome, so a first message is shown two round trips after the
-// dial begins. An inbound connection silent for
-// twice the idle timeout is closed, so friends that vanished cannot pin descriptors.
+// activity; the next message dials again. Two dials have nothing to send:
+// at start, one connection to each friend we talked with before, to say we
+// are back, so that what they queued for us comes at once (announce.go);
+// and, for an instance with no address ("-" on its row: behind a NAT), one
+// connection kept open to a friend who has one, with a ping every 25 s
+// (keepalive.go). The client's hello and its first messages go out
+// together right after the TLS handshake, without waiting for the welcome,
+// so a first message is shown two round trips after the dial begins. An
+// inbound connection silent for twice the idle timeout is closed, so
+// friends that vanished cannot pin descriptors.
 // Every read from the other side has a deadline. Cancelling the context given
 // to Start, or calling Close, stops everything; Close returns once every
 // goroutine has.
@@ -119,6 +122,21 @@
 // The frames, their limits and the rules for names and texts are in
 // package wire, whose doc describes the protocol; this package speaks it.
 //
-// Connections only ever carry messages from the client to the server: each
-// side of a conversation dials its own client connection to the other.
+// A connection carries frames both ways once it is up (conn.go). Each side
+// of a conversation dials its own client connection to the other, as
+// before; a friend that cannot be dialled gets its messages down the
+// connection it opened, and mail that friends carry (carry.go) goes on
+// whichever connection is open.
+//
+// # Carried mail
+//
+// When a friend cannot be reached, what waits for them is sealed to their
+// mailbox key (package trust: HPKE, signed by our identity key) and handed
+// to every other friend with an open connection; each records its copy,
+// answers held, delivers it when it meets the recipient, and drops it on
+// the recipient's signed receipt, which goes back to us directly or through
+// any carrier. Cards (certificate and mailbox key, signed) go out on every
+// connection. The recipient takes each message once by (sender, stream,
+// seq), whichever way it came, and shows a sender's messages in order: a
+// carried one that came ahead of an earlier one is held up to HoldTimeout.
 package network
