@@ -6,19 +6,21 @@
 //
 // Each file owns one thing:
 //
-//	node.go      Node: Start, Close, Send, Status, History, Forget, Friends
+//	node.go      Node: Start, Close, Send, Status, History, Friends
 //	group.go     SendGroup, one report per group message, the check of a group tag
 //	events.go    the events; errors.go, the errors
 //	listen.go    the accept loop and serverConn: the server side of the handshake
 //	admission.go which handshakes not yet proved a friend's are kept, and which closed for room
 //	dial.go      the lazy dial and the client side of the handshake
 //	conn.go      conn, a friend's connection after the handshake, either end: frames both ways
+//	carry.go     sealed mail friends carry for each other: cards, hand-off, carrying, receipts
+//	keepalive.go with no address of our own, one connection kept open to a friend who has one
 //	outbox.go    per friend, the queue and the goroutine that sends it
 //	inbox.go     per friend, de-duplication, the record before showing, replay
 //	budget.go    per friend, what they sent in the rolling window: their budget on disk
 //	presence.go  who is online, and when each friend was last seen
 //	announce.go  at start, telling the friends we talked with that we are back
-//	table.go     the table of friends; trust.go, what network takes from package trust
+//	table.go     the table of friends; trust.go, Forget, Accept and what network takes from trust
 //
 // and the subpackages own the rest: wire (frames, limits, name and text
 // rules, the protocol doc; no state), trust (identities, pins, TLS
