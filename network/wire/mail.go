@@ -231,9 +231,6 @@ type Letter struct {
 	Text     string
 }
 
-// letterHeader is the size of a letter before the group and the text.
-const letterHeader = 2*IDSize + 16 + 8 + 8 + 8 + 1
-
 // AppendSigned appends what the sender's signature covers: the letter's
 // encoding, after a label that keeps it apart from anything else signed.
 func (l Letter) AppendSigned(b []byte) []byte {
@@ -241,16 +238,11 @@ func (l Letter) AppendSigned(b []byte) []byte {
 	return l.append(b)
 }
 
+// A letter is from and to, then a message frame's payload.
 func (l Letter) append(b []byte) []byte {
 	b = append(b, l.From[:]...)
 	b = append(b, l.To[:]...)
-	b = append(b, l.Stream[:]...)
-	b = binary.BigEndian.AppendUint64(b, l.Seq)
-	b = binary.BigEndian.AppendUint64(b, l.Low)
-	b = binary.BigEndian.AppendUint64(b, uint64(l.Sent.UnixMilli()))
-	b = append(b, byte(len(l.Group)))
-	b = append(b, l.Group...)
-	return append(b, l.Text...)
+	return Message{Stream: l.Stream, Seq: l.Seq, Low: l.Low, Sent: l.Sent, Group: l.Group, Text: l.Text}.appendPayload(b)
 }
 
 // AppendLetter appends l and its signature sig: the plaintext that is
@@ -259,44 +251,21 @@ func AppendLetter(b []byte, l Letter, sig [SigSize]byte) []byte {
 	return append(l.append(b), sig[:]...)
 }
 
-// ParseLetter decodes what AppendLetter wrote, and checks the message's
-// rules as a message frame's are checked.
+// ParseLetter decodes what AppendLetter wrote, and checks the message in
+// it as a message frame is checked.
 func ParseLetter(p []byte) (Letter, [SigSize]byte, error) {
-	var l Letter
 	var sig [SigSize]byte
-	bad := func(format string, args ...any) (Letter, [SigSize]byte, error) {
-		return Letter{}, sig, fmt.Errorf("%w: letter: %s", ErrBadFrame, fmt.Sprintf(format, args...))
-	}
-	if len(p) < letterHeader+SigSize {
-		return bad("short")
+	if len(p) < 2*IDSize+SigSize {
+		return Letter{}, sig, fmt.Errorf("%w: letter: short", ErrBadFrame)
 	}
 	copy(sig[:], p[len(p)-SigSize:])
-	p = p[:len(p)-SigSize]
+	f, err := decodeFrame(TypeMessage, p[2*IDSize:len(p)-SigSize])
+	if err != nil {
+		return Letter{}, sig, fmt.Errorf("letter: %w", err)
+	}
+	m := f.(Message)
+	l := Letter{Stream: m.Stream, Seq: m.Seq, Low: m.Low, Sent: m.Sent, Group: m.Group, Text: m.Text}
 	copy(l.From[:], p)
 	copy(l.To[:], p[IDSize:])
-	copy(l.Stream[:], p[2*IDSize:])
-	l.Seq = binary.BigEndian.Uint64(p[2*IDSize+16:])
-	l.Low = binary.BigEndian.Uint64(p[2*IDSize+24:])
-	l.Sent = time.UnixMilli(int64(binary.BigEndian.Uint64(p[2*IDSize+32:])))
-	g := int(p[letterHeader-1])
-	if len(p) < letterHeader+g {
-		return bad("group of %d bytes in %d", g, len(p)-letterHeader)
-	}
-	l.Group = string(p[letterHeader : letterHeader+g])
-	l.Text = string(p[letterHeader+g:])
-	switch {
-	case l.Stream == StreamID{}:
-		return bad("without a stream")
-	case l.Seq == 0 || l.Low >= l.Seq:
-		return bad("message %d with low-water mark %d", l.Seq, l.Low)
-	}
-	if l.Group != "" {
-		if err := CheckName(l.Group); err != nil {
-			return bad("group: %v", err)
-		}
-	}
-	if err := CheckText(l.Text); err != nil {
-		return bad("%v", err)
-	}
 	return l, sig, nil
 }
