@@ -109,8 +109,8 @@ func TestParseLetterRefuses(t *testing.T) {
 		})
 	}
 	short := AppendLetter(nil, ok, [SigSize]byte{})
-	const letterHeader = 2*IDSize + messageHeader + 1 // up to the group's length
-	short[letterHeader-1] = 200                       // a group longer than what follows
+	const letterHeader = 2*IDSize + messageHeader // up to the group's length, included
+	short[letterHeader-1] = 200                   // a group longer than what follows
 	if _, _, err := ParseLetter(short[:letterHeader+SigSize+3]); !errors.Is(err, ErrBadFrame) {
 		t.Errorf("group past the end: %v, want ErrBadFrame", err)
 	}
