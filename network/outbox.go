@@ -351,12 +351,10 @@ func (o *outbox) drop(ctx context.Context, err error) {
 	o.ackDue.Stop()
 	o.setConnected(false)
 	if borrowed {
+		// The friend's connection ended: that says nothing of whether we
+		// can reach them, so no backoff; the next connection of theirs is
+		// taken at once (connect).
 		o.log.Info("stopped sending on the friend's connection", "reason", err)
-		if !errors.Is(err, ErrIdle) {
-			o.backoff = nextBackoff(o.backoff)
-			o.retryAt = time.Now().Add(o.backoff)
-			o.retry.Reset(o.backoff)
-		}
 		return
 	}
 	if !welcomed {
@@ -522,6 +520,15 @@ func (o *outbox) connect(ctx context.Context, reachable, offline bool) bool {
 			o.log.Info("friend connected to us: sending what waits now, not after the backoff", "backoff", o.backoff)
 		}
 		o.backoff, o.retryAt, o.lastKick = 0, now, now
+	}
+	if now.Before(o.retryAt) && offline {
+		if c := o.inbound(); c != nil {
+			// Backing off from dialling, but the friend reached us.
+			o.c, o.borrowed = c, true
+			o.live.Store(c)
+			o.setConnected(true)
+			return true
+		}
 	}
 	if now.Before(o.retryAt) {
 		// Waiting out the backoff (the retry timer ends it). For a friend

@@ -87,8 +87,14 @@ func (p *Pins) Check(name string, cert *x509.Certificate) error {
 	if cn := cert.Subject.CommonName; cn != name {
 		return &IdentityError{Name: name, Presented: id, Problem: fmt.Sprintf("its certificate names %q, not %s", cut(cn), name)}
 	}
-	if want, src := p.Pinned(name); (src == PinnedByTable || src == PinnedOnFirstUse) && want != id {
+	switch want, src := p.Pinned(name); {
+	case (src == PinnedByTable || src == PinnedOnFirstUse) && want != id:
 		return &IdentityError{Name: name, Presented: id, Expected: want, Source: src}
+	case src == Forgotten:
+		// Refused in the TLS handshake, before anything is sent: a client
+		// sends its first messages right after it (see network's dial).
+		return &IdentityError{Name: name, Presented: id, Source: Forgotten,
+			Problem: fmt.Sprintf("%s's identity was forgotten, and a new one is pinned only when accepted", name)}
 	}
 	return nil
 }
