@@ -251,7 +251,7 @@ func (n *Node) takeCard(ctx context.Context, via string, card wire.Card) {
 		}
 		if pinned {
 			n.log.Warn("identity pinned on first use, from a card", "friend", name, "via", via, "id", contact.ID.String())
-			n.emit(ctx, IdentityPinned{Name: name, ID: contact.ID, Via: via})
+			n.emitSoon(IdentityPinned{Name: name, ID: contact.ID, Via: via})
 		}
 	}
 	if err := n.pins.Check(name, cert); err != nil {

@@ -73,7 +73,7 @@ func (n *Node) dial(ctx context.Context, to Friend, fails int, log *slog.Logger)
 		pinned, err := n.pins.PinFirstUse(to.Name, c.id)
 		if pinned {
 			log.Warn("identity pinned on first use", "id", c.id.String())
-			n.emit(ctx, IdentityPinned{Name: to.Name, Addr: to.Addr(), ID: c.id})
+			n.emitSoon(IdentityPinned{Name: to.Name, Addr: to.Addr(), ID: c.id})
 		}
 		if err != nil {
 			return err

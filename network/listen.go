@@ -253,7 +253,7 @@ func (c *serverConn) handshake(ctx context.Context) error {
 		return refuseWith(err)
 	} else if pinned {
 		n.log.Warn("identity pinned on first use", "friend", h.Name, "id", c.id.String())
-		n.emit(ctx, IdentityPinned{Name: h.Name, Addr: c.addr, ID: c.id})
+		n.emitSoon(IdentityPinned{Name: h.Name, Addr: c.addr, ID: c.id})
 	}
 	if err := wire.WriteFrame(c.bw, wire.Welcome{Version: wire.Version, Name: n.self.Name}); err != nil {
 		return err

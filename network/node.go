@@ -408,6 +408,17 @@ func (n *Node) emit(ctx context.Context, ev Event) bool {
 	}
 }
 
+// emitSoon hands ev to the shell from a goroutine of its own: for an
+// event that must not be dropped but comes in the middle of a handshake or
+// of reading a connection, which must not wait for a shell that lags.
+func (n *Node) emitSoon(ev Event) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.emit(n.ctx, ev)
+	}()
+}
+
 // MarkShown records that m, and the messages from its sender before it,
 // have been shown to the person. The shell calls it right after showing a
 // MessageReceived; a message received but never marked shown (the process
