@@ -62,7 +62,8 @@ type conn struct {
 	owed      []wire.Frame
 	owedReady chan struct{}
 
-	active atomic.Int64 // Unix nanoseconds of the last frame, either way
+	active    atomic.Int64          // Unix nanoseconds of the last frame, either way
+	closedFor atomic.Pointer[error] // why we closed it ourselves (closeFor)
 
 	done chan struct{} // closed when run returns; err says why
 	err  error
@@ -130,6 +131,9 @@ func (c *conn) run(ctx context.Context) error {
 	wg.Wait()
 	if err == nil {
 		err = readErr
+	}
+	if why := c.closedFor.Load(); why != nil {
+		err = *why // we closed it, and this is why, not "use of closed network connection"
 	}
 	c.err = err
 	return err
@@ -340,6 +344,13 @@ func (c *conn) takeAcks() []wire.Ack {
 	a := c.acks
 	c.acks = nil
 	return a
+}
+
+// closeFor closes the connection for a reason of ours, which run then
+// returns as the connection's end.
+func (c *conn) closeFor(why error) {
+	c.closedFor.CompareAndSwap(nil, &why)
+	c.close()
 }
 
 // close closes the connection; run then returns.

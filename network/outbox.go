@@ -328,6 +328,10 @@ func (o *outbox) run(ctx context.Context) {
 	}
 }
 
+// errNotRecorded ends a connection on which a message went out that the
+// store then failed to record.
+var errNotRecorded = errors.New("closed: a message sent on it could not be recorded here")
+
 func stoppedTimer() *time.Timer {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
@@ -344,7 +348,9 @@ func (o *outbox) drop(ctx context.Context, err error) {
 	if !borrowed || !errors.Is(err, ErrIdle) {
 		o.c.closeAndWait()
 	}
-	welcomed := o.c.welcomed || borrowed
+	// One we closed ourselves was not an attempt to reach the friend that
+	// failed, welcomed or not.
+	welcomed := o.c.welcomed || borrowed || o.c.closedFor.Load() != nil
 	o.c, o.sent, o.written, o.borrowed = nil, 0, nil, false
 	o.live.Store(nil)
 	o.idle.Stop()
@@ -636,7 +642,7 @@ func (o *outbox) sync(ctx context.Context, rec *store.Pending) bool {
 	if sent < o.sent && o.c != nil {
 		// Acks would no longer match the queue. What the friend got, it
 		// keeps; run drops the connection.
-		o.c.close()
+		o.c.closeFor(errNotRecorded)
 	}
 	o.sent, o.written = sent, written
 	for _, f := range lost {

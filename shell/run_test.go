@@ -1076,6 +1076,8 @@ func TestRunSettings(t *testing.T) {
 				h.typeLine(l)
 			}
 			h.typeLine("zed/hi")
+			// The lines first: Run takes lines and events as they come.
+			h.barrier()
 			h.net.push(t, network.MessageReceived{From: "bob", Text: "hi"})
 			h.barrier()
 			if !slices.Equal(saved, tc.saved) {
