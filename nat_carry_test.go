@@ -173,6 +173,33 @@ func TestCarriedAcrossNATs(t *testing.T) {
 		}
 	})
 
+	t.Run("behind NAT, learnt by itself", func(t *testing.T) {
+		// Home addresses in the table, as a group that does not know who
+		// is behind what: each finds out by asking bob to dial it back.
+		w := newNATCarry(t, natApart)
+		bob := w.start(t, "bob", false)
+		carol := w.start(t, "carol", false)
+		alice := w.start(t, "alice", false)
+		for _, p := range []*nsInstance{alice, carol} {
+			waitPoll(t, p.name+" to learn it cannot be reached from outside", func() bool {
+				b, _ := os.ReadFile(p.logPath())
+				return bytes.Contains(b, []byte(`msg="not reachable from outside (behind a NAT?)`))
+			})
+		}
+		// Their new cards say so, and bob shows it.
+		waitPoll(t, "bob's /peers to say alice is behind a NAT", func() bool {
+			bob.send(t, "/peers")
+			return slices.ContainsFunc(bob.stderr.snapshot(), func(l string) bool {
+				return strings.HasPrefix(l, "alice ") && strings.Contains(l, "behind a NAT")
+			})
+		})
+		// Bob writes to alice first: down the connection she keeps open.
+		bob.send(t, "alice/hello behind your NAT")
+		alice.stdout.waitLine(t, messageFrom("bob", "hello behind your NAT"))
+		alice.send(t, "carol/and through bob to you")
+		carol.stdout.waitLine(t, viaBob("and through bob to you"))
+	})
+
 	t.Run("direct on one LAN", func(t *testing.T) {
 		w := newNATCarry(t, natLAN)
 		bob := w.start(t, "bob", false)

@@ -284,9 +284,11 @@ func (n *Node) takeCard(ctx context.Context, via string, card wire.Card) {
 	}
 }
 
-// sendersCards returns the cards of the senders of the mail in frames
-// that is not ours: they go first, so that the recipient can check the
-// letters, whatever cards it had.
+// sendersCards returns the cards of the senders of the mail in frames,
+// ours included: they go first, in the same write, so that a carrier can
+// hand ours on with the copy, and the recipient check the letters,
+// whatever cards each had. (The cards sent when the connection came up go
+// by another writer, and may come after.)
 func (n *Node) sendersCards(frames []wire.Frame) []wire.Frame {
 	var out []wire.Frame
 	seen := make(map[string]bool)
@@ -294,7 +296,14 @@ func (n *Node) sendersCards(frames []wire.Frame) []wire.Frame {
 	defer n.cards.mu.Unlock()
 	for _, f := range frames {
 		m, ok := f.(wire.Mail)
-		if !ok || ID(m.From) == n.cfg.Identity.ID {
+		if !ok {
+			continue
+		}
+		if ID(m.From) == n.cfg.Identity.ID {
+			if !seen[""] {
+				seen[""] = true
+				out = append(out, n.cards.own)
+			}
 			continue
 		}
 		name, ok := n.friendByID(m.From)
@@ -313,6 +322,7 @@ func (n *Node) sendersCards(frames []wire.Frame) []wire.Frame {
 // cards go out on it, and the friend may carry what waits for others.
 func (n *Node) connUp(c *conn) {
 	c.owe(n.cardFrames(c.friend)...)
+	n.probe(c)
 	if n.cfg.NoCarry {
 		return
 	}

@@ -64,6 +64,7 @@ type conn struct {
 
 	active    atomic.Int64          // Unix nanoseconds of the last frame, either way
 	closedFor atomic.Pointer[error] // why we closed it ourselves (closeFor)
+	probed    atomic.Bool           // we dialled the friend back once (reach.go)
 
 	done chan struct{} // closed when run returns; err says why
 	err  error
@@ -268,6 +269,10 @@ func (c *conn) read(msgs chan<- wire.Frame, stop <-chan struct{}) error {
 			c.ackMu.Unlock()
 			signal(c.ackReady)
 		case wire.Ping:
+		case wire.Probe:
+			n.answerProbe(c, f)
+		case wire.Probed:
+			n.takeProbed(c, f)
 		case wire.Card:
 			n.takeCard(n.ctx, c.friend, f)
 		case wire.Held:

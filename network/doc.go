@@ -15,6 +15,7 @@
 //	conn.go      conn, a friend's connection after the handshake, either end: frames both ways
 //	carry.go     sealed mail friends carry for each other: cards, hand-off, carrying, receipts
 //	keepalive.go with no address of our own, one connection kept open to a friend who has one
+//	reach.go     whether we can be reached from outside: a friend dials us back
 //	outbox.go    per friend, the queue and the goroutine that sends it
 //	inbox.go     per friend, de-duplication, the record before showing, replay
 //	budget.go    per friend, what they sent in the rolling window: their budget on disk

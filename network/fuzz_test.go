@@ -209,7 +209,7 @@ func checkReplies(t *testing.T, mode byte, b []byte) {
 			if r.Buffered() > 0 {
 				t.Fatalf("bob sent %q after a refuse", b)
 			}
-		case wire.Ack, wire.Held:
+		case wire.Ack, wire.Held, wire.Probe, wire.Probed:
 			if i == 0 {
 				t.Fatalf("bob's first frame is %#v", fr)
 			}

@@ -112,6 +112,10 @@ type Node struct {
 	inbound map[string]map[*serverConn]struct{} // by friend: the open inbound connections
 
 	cards           cards
+	probing         atomic.Bool // a probe went out (reach.go)
+	reachKnown      atomic.Bool // and its answer came
+	behindNAT       atomic.Bool // the answer said we cannot be reached
+	keepOnce        sync.Once
 	health          storeHealth
 	refusalsDropped atomic.Int64 // ConnRefused events dropped while the shell lagged
 }
@@ -263,11 +267,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.serve(n.ctx)
 	}()
 	if self.Host == NoHost {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.keepAlive(n.ctx)
-		}()
+		n.startKeepAlive()
 	}
 	context.AfterFunc(n.ctx, func() { ln.Close() })
 	log.Info("listening", "name", self.Name, "addr", ln.Addr().String(), "id", cfg.Identity.ID.String())

@@ -32,6 +32,8 @@
 //	9 receipt = from:32 to:32 stream:16 seq:uint64 sig:64
 //	                                           the recipient's, back to the sender
 //	10 ping   = (empty)                        either way, keeps a NAT's mapping
+//	11 probe  = port:uint16                    "dial me back": am I reachable from outside?
+//	12 probed = ok:uint8 addr                  the answer, with the address dialled
 //
 // The flow on a connection:
 //

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Frames for mail that friends carry for each other (see doc.go). The
@@ -14,7 +15,39 @@ const (
 	TypeHeld    = 8
 	TypeReceipt = 9
 	TypePing    = 10
+	TypeProbe   = 11
+	TypeProbed  = 12
 )
+
+// Probe asks a friend to dial back, at the address the connection comes
+// from and Port, to learn whether we can be reached from outside.
+type Probe struct {
+	Port uint16
+}
+
+// Probed answers a Probe: whether the dial back connected, and the address
+// it dialled (ours as the friend sees it).
+type Probed struct {
+	OK   bool
+	Addr string
+}
+
+func (Probe) Type() byte  { return TypeProbe }
+func (Probed) Type() byte { return TypeProbed }
+
+func (f Probe) appendPayload(b []byte) []byte { return binary.BigEndian.AppendUint16(b, f.Port) }
+
+func (f Probed) appendPayload(b []byte) []byte {
+	addr := f.Addr
+	if len(addr) > maxProbedAddr {
+		addr = addr[:maxProbedAddr]
+	}
+	return append(append(b, boolByte(f.OK)), addr...)
+}
+
+// maxProbedAddr bounds the address in a Probed: an IPv6 address, brackets
+// and a port fit.
+const maxProbedAddr = 64
 
 // Ping keeps a connection open through a NAT: it carries nothing and needs
 // no answer.
@@ -153,6 +186,23 @@ func decodeMailFrame(typ byte, p []byte) (Frame, error) {
 		return b == 1, nil
 	}
 	switch typ {
+	case TypeProbe:
+		if len(p) != 2 {
+			return nil, bad("probe of %d bytes", len(p))
+		}
+		return Probe{Port: binary.BigEndian.Uint16(p)}, nil
+	case TypeProbed:
+		if len(p) < 1 || len(p) > 1+maxProbedAddr {
+			return nil, bad("probed of %d bytes", len(p))
+		}
+		ok, err := flag(p[0])
+		if err != nil {
+			return nil, err
+		}
+		if !utf8.Valid(p[1:]) {
+			return nil, bad("probed address not UTF-8")
+		}
+		return Probed{OK: ok, Addr: string(p[1:])}, nil
 	case TypePing:
 		if len(p) != 0 {
 			return nil, bad("ping of %d bytes", len(p))

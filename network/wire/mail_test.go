@@ -22,6 +22,10 @@ var sampleMailFrames = []Frame{
 	Held{To: idC, From: idA, Stream: testStream, Seq: 3},
 	Held{To: idC, From: idA, Stream: testStream, Seq: 4, Full: true},
 	Receipt{From: idC, To: idA, Stream: testStream, Seq: 3, Sig: [SigSize]byte{1, 2}},
+	Ping{},
+	Probe{Port: 50000},
+	Probed{OK: true, Addr: "198.51.100.1:50000"},
+	Probed{Addr: "[2001:db8::1]:50000"},
 }
 
 func TestMailFramesRoundTrip(t *testing.T) {
