@@ -328,8 +328,22 @@ func (n *Node) connUp(c *conn) {
 	}
 	for name, o := range n.outboxes {
 		if name != c.friend {
+			// What waits for others goes to this friend again, all of it:
+			// a copy it lost (killed before it recorded it, say) is not
+			// lost for good; one it holds it recognises.
+			o.rehand(c.friend)
 			o.wake() // an outbox that cannot reach its friend hands off now
 		}
+	}
+}
+
+// rehand forgets which messages were handed to carrier, so that they are
+// handed to it again.
+func (o *outbox) rehand(carrier string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range o.queue {
+		delete(o.queue[i].handed, carrier)
 	}
 }
 
@@ -363,14 +377,17 @@ func (n *Node) takeMail(ctx context.Context, c *conn, m wire.Mail) error {
 			Sender: c.friend, Recipient: recipient, Stream: m.Stream, Seq: m.Seq,
 			Expires: time.Now().Add(n.cfg.CarryTTL), Mail: wire.AppendFrame(nil, m),
 		}, store.Budget{Messages: n.cfg.CarryBudget.Messages, Bytes: n.cfg.CarryBudget.Bytes})
-		select {
-		case <-p.Done(): // refused at once: over the budget
-		default:
-			// On its way to the recipient while the store records it, as
-			// a message goes on the wire; held is answered once recorded.
+		forward := func() {
 			if n.outboxes[recipient].mail.add(m) {
 				n.outboxes[recipient].wake()
 			}
+		}
+		select {
+		case <-p.Done(): // refused at once (over the budget), or recorded already
+		default:
+			// On its way to the recipient while the store records it, as
+			// a message goes on the wire; held is answered once recorded.
+			forward()
 		}
 		switch err := p.Wait(); {
 		case errors.Is(err, store.ErrBudget):
@@ -378,6 +395,7 @@ func (n *Node) takeMail(ctx context.Context, c *conn, m wire.Mail) error {
 		case err != nil:
 			return err // not answered: the sender tries again, or elsewhere
 		default:
+			forward() // if the store was quicker than the select
 			held.Full = false
 		}
 	}

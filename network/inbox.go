@@ -275,6 +275,7 @@ func (in *inbox) order(ctx context.Context, stream wire.StreamID, ev MessageRece
 	if w != nil && (len(w.held) > 0 || (ev.Via != "" && w.below(ev.Seq))) {
 		w.held = append(w.held, ev)
 		in.noteHeld()
+		in.log.Info("message held: an earlier one has not come", "seq", ev.Seq, "via", ev.Via, "held", len(w.held), "first_missing", w.first())
 		if len(w.held) == 1 {
 			w.since = time.Now()
 			in.armHold()
@@ -282,6 +283,17 @@ func (in *inbox) order(ctx context.Context, stream wire.StreamID, ev MessageRece
 		return true
 	}
 	return in.emit(ctx, ev)
+}
+
+// first is the lowest number missing, 0 for none.
+func (w *streamOrder) first() uint64 {
+	var low uint64
+	for m := range w.missing {
+		if low == 0 || m < low {
+			low = m
+		}
+	}
+	return low
 }
 
 // below reports whether a number below seq is still missing.
