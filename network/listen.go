@@ -137,7 +137,6 @@ func (c *serverConn) serve(ctx context.Context) {
 		return
 	}
 	c.log = c.log.With("friend", c.name)
-	c.log.Info("inbound connection up")
 	c.link = newConn(n, c.conn, c.br, c.bw)
 	c.link.friend, c.link.id, c.link.addr, c.link.inbound = c.name, c.id, c.addr, true
 	c.link.silence = 2 * n.cfg.IdleTimeout
@@ -166,6 +165,8 @@ func (c *serverConn) serve(ctx context.Context) {
 	n.mu.Unlock()
 	n.outboxes[c.name].reached() // whatever waits for them goes now
 	n.emit(ctx, ConnUp{Friend: c.name, Addr: c.addr, Inbound: true, ID: c.id, TLSVersion: c.link.tlsVersion})
+	// After the event: once the log says so, Status (presence) says so too.
+	c.log.Info("inbound connection up")
 
 	err = c.link.run(ctx)
 	if c.forgotten.Load() {
