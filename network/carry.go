@@ -430,11 +430,8 @@ func (n *Node) receiveMail(ctx context.Context, c *conn, m wire.Mail) error {
 		via = ""
 	}
 	msg := wire.Message{Stream: l.Stream, Seq: l.Seq, Low: l.Low, Sent: l.Sent, Group: l.Group, Text: l.Text}
-	if _, err := n.inboxes[sender].receive(ctx, c.ending, []wire.Message{msg}, via); err != nil {
-		return err
-	}
-	c.owe(n.cfg.Identity.Receipt(ID(m.From), m.Stream, m.Seq))
-	return nil
+	receipt := n.cfg.Identity.Receipt(ID(m.From), m.Stream, m.Seq)
+	return n.inboxes[sender].receiveCarried(ctx, c.ending, msg, via, func() { c.owe(receipt) })
 }
 
 // takeHeld takes a Held that came on c: a carrier answering a copy we

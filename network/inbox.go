@@ -1,13 +1,14 @@
 package network
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"p2pchat/network/internal/store"
@@ -34,13 +35,13 @@ type inbox struct {
 	refused map[string]bool          // group tags refused and reported, so once each
 	budget  *budget
 
-	// The order messages are handed on in (order, release, holdDone).
+	// Carried messages that came ahead of an earlier one (receiveCarried).
 	ctx         context.Context // the node's, for holdDone
 	holdTimeout time.Duration
 	mu          sync.Mutex
-	streams     map[wire.StreamID]*streamOrder
-	hold        *time.Timer  // fires when a held message has waited holdTimeout
-	lowHeld     atomic.Int64 // heldRow
+	pending     map[wire.StreamID][]pendingMail // by Seq
+	missing     map[wire.StreamID]map[uint64]bool
+	hold        *time.Timer // fires when a held message has waited holdTimeout
 }
 
 func newInbox(n *Node, f Friend) *inbox {
@@ -55,7 +56,8 @@ func newInbox(n *Node, f Friend) *inbox {
 		turn:     make(chan struct{}, 1),
 		lastIn:   make(map[wire.StreamID]uint64),
 		budget:   newBudget(n.cfg.ReceiveLimit, n.cfg.ReceiveWindow),
-		streams:  make(map[wire.StreamID]*streamOrder),
+		pending:  make(map[wire.StreamID][]pendingMail),
+		missing:  make(map[wire.StreamID]map[uint64]bool),
 
 		ctx:         n.ctx,
 		holdTimeout: n.cfg.HoldTimeout,
@@ -99,6 +101,12 @@ func (in *inbox) replay(ctx context.Context) {
 // holdTimeout passes; while a stream has messages held, its new messages
 // wait behind them.
 func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wire.Message, via string) (int, error) {
+	return in.receiveAs(ctx, closed, batch, via, false)
+}
+
+// receiveAs is receive; ahead says batch is a carried message shown ahead
+// of an earlier one that has not come (receiveCarried).
+func (in *inbox) receiveAs(ctx context.Context, closed <-chan struct{}, batch []wire.Message, via string, ahead bool) (int, error) {
 	select {
 	case <-in.replayed:
 	case <-ctx.Done():
@@ -207,16 +215,24 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 		in.lastIn[s] = seq
 	}
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	for _, g := range gaps {
-		w := in.waiting(g.Stream)
+		if in.missing[g.Stream] == nil {
+			in.missing[g.Stream] = make(map[uint64]bool)
+		}
 		for seq := g.From; seq <= g.To; seq++ {
-			w.missing[seq] = true
+			in.missing[g.Stream][seq] = true
 		}
 	}
 	for _, m := range fresh {
-		ev := MessageReceived{From: in.friend, Seq: m.Seq, Sent: m.Sent, Group: m.Group, Text: m.Text, Via: via, row: m.Row}
-		if !in.order(ctx, m.Stream, ev, m.Late) {
+		if m.Late {
+			delete(in.missing[m.Stream], m.Seq)
+		}
+	}
+	in.mu.Unlock()
+	for i, m := range fresh {
+		ev := MessageReceived{From: in.friend, Seq: m.Seq, Sent: m.Sent, Group: m.Group, Text: m.Text, Via: via, Late: m.Late, row: m.Row}
+		ev.AheadOfGap = ahead && i == 0 && len(gaps) > 0
+		if !in.emit(ctx, ev) {
 			return 0, ctx.Err()
 		}
 	}
@@ -231,8 +247,7 @@ func (in *inbox) receive(ctx context.Context, closed <-chan struct{}, batch []wi
 // ahead of it skipped, in this run or an earlier one.
 func (in *inbox) isMissing(stream wire.StreamID, seq uint64) (bool, error) {
 	in.mu.Lock()
-	w := in.streams[stream]
-	missing := w != nil && w.missing[seq]
+	missing := in.missing[stream][seq]
 	in.mu.Unlock()
 	if missing {
 		return true, nil
@@ -240,110 +255,112 @@ func (in *inbox) isMissing(stream wire.StreamID, seq uint64) (bool, error) {
 	return in.store.Missing(in.friend, stream, seq)
 }
 
-// streamOrder is what a stream's messages wait on: the numbers skipped
-// this run, and the messages held behind them, in order.
-type streamOrder struct {
-	missing map[uint64]bool
-	held    []MessageReceived
-	since   time.Time // when the first of held came
+// pendingMail is a carried message that came ahead of an earlier one of
+// its stream. It is neither recorded nor receipted until the earlier ones
+// come, or holdTimeout passes: so what is recorded is in its sender's
+// order, and a crash meanwhile loses nothing (the carrier, unanswered,
+// brings it again).
+type pendingMail struct {
+	msg     wire.Message
+	via     string
+	receipt func()
+	since   time.Time
 }
 
-func (in *inbox) waiting(stream wire.StreamID) *streamOrder {
-	w := in.streams[stream]
-	if w == nil {
-		w = &streamOrder{missing: make(map[uint64]bool)}
-		in.streams[stream] = w
-	}
-	return w
-}
+// maxPending bounds the carried messages waiting for an earlier one, per
+// friend: past it, they are taken at once, out of order.
+const maxPending = 1024
 
-// order hands on ev, a message of stream just recorded, in its sender's
-// order: late says it fills a gap recorded before. mu is held.
-func (in *inbox) order(ctx context.Context, stream wire.StreamID, ev MessageReceived, late bool) bool {
-	w := in.streams[stream]
-	if late {
-		// Not late if the messages after it still wait for it.
-		ev.Late = w == nil || !w.missing[ev.Seq] || len(w.held) == 0
-		if w != nil {
-			delete(w.missing, ev.Seq)
-		}
-		if !in.emit(ctx, ev) {
-			return false
-		}
-		return in.release(ctx, stream, false)
+// receiveCarried takes a message a carrier brought: at once if it is next
+// in its stream, else when the earlier ones have come (or holdTimeout
+// passed). receipt is called once it is recorded.
+func (in *inbox) receiveCarried(ctx context.Context, closed <-chan struct{}, m wire.Message, via string, receipt func()) error {
+	ahead, err := in.ahead(m)
+	if err != nil {
+		return err
 	}
-	if w != nil && (len(w.held) > 0 || (ev.Via != "" && w.below(ev.Seq))) {
-		w.held = append(w.held, ev)
-		in.noteHeld()
-		in.log.Info("message held: an earlier one has not come", "seq", ev.Seq, "via", ev.Via, "held", len(w.held), "first_missing", w.first())
-		if len(w.held) == 1 {
-			w.since = time.Now()
+	if ahead {
+		in.mu.Lock()
+		held := in.pending[m.Stream]
+		dup := slices.ContainsFunc(held, func(p pendingMail) bool { return p.msg.Seq == m.Seq })
+		if !dup && in.pendingCount() < maxPending {
+			i, _ := slices.BinarySearchFunc(held, m.Seq, func(p pendingMail, seq uint64) int { return cmp.Compare(p.msg.Seq, seq) })
+			in.pending[m.Stream] = slices.Insert(held, i, pendingMail{m, via, receipt, time.Now()})
+			in.log.Info("message held: an earlier one has not come", "seq", m.Seq, "via", via, "held", len(in.pending[m.Stream]))
 			in.armHold()
+			in.mu.Unlock()
+			return in.flushPending(ctx, closed, m.Stream) // the earlier one may have come meanwhile
 		}
-		return true
+		in.mu.Unlock()
+		if dup {
+			return nil
+		}
 	}
-	return in.emit(ctx, ev)
+	if _, err := in.receive(ctx, closed, []wire.Message{m}, via); err != nil {
+		return err
+	}
+	receipt()
+	return in.flushPending(ctx, closed, m.Stream)
 }
 
-// first is the lowest number missing, 0 for none.
-func (w *streamOrder) first() uint64 {
-	var low uint64
-	for m := range w.missing {
-		if low == 0 || m < low {
-			low = m
-		}
+// ahead reports whether m, new, comes before an earlier message of its
+// stream that neither came nor is known acknowledged (m.Low).
+func (in *inbox) ahead(m wire.Message) (bool, error) {
+	select {
+	case in.turn <- struct{}{}:
+	case <-in.ctx.Done():
+		return false, in.ctx.Err()
 	}
-	return low
+	defer func() { <-in.turn }()
+	last, err := in.received(m.Stream)
+	if err != nil {
+		return false, err
+	}
+	return m.Seq > last && m.Seq > max(last, m.Low)+1, nil
 }
 
-// below reports whether a number below seq is still missing.
-func (w *streamOrder) below(seq uint64) bool {
-	for m := range w.missing {
-		if m < seq {
-			return true
+// flushPending records the held messages of stream that are next now, in
+// order.
+func (in *inbox) flushPending(ctx context.Context, closed <-chan struct{}, stream wire.StreamID) error {
+	for {
+		in.mu.Lock()
+		held := in.pending[stream]
+		if len(held) == 0 {
+			in.mu.Unlock()
+			return nil
 		}
+		p := held[0]
+		in.mu.Unlock()
+		ahead, err := in.ahead(p.msg)
+		if err != nil || ahead {
+			return err
+		}
+		in.mu.Lock()
+		in.pending[stream] = slices.DeleteFunc(in.pending[stream], func(q pendingMail) bool { return q.msg.Seq == p.msg.Seq })
+		in.mu.Unlock()
+		if _, err := in.receive(ctx, closed, []wire.Message{p.msg}, p.via); err != nil {
+			return err
+		}
+		p.receipt()
 	}
-	return false
 }
 
-// release hands on the held messages of stream that no longer wait for an
-// earlier one, or all of them if force (holdTimeout passed). mu is held.
-func (in *inbox) release(ctx context.Context, stream wire.StreamID, force bool) bool {
-	w := in.streams[stream]
-	if w == nil {
-		return true
+func (in *inbox) pendingCount() int {
+	n := 0
+	for _, held := range in.pending {
+		n += len(held)
 	}
-	for len(w.held) > 0 {
-		ev := w.held[0]
-		if w.below(ev.Seq) {
-			if !force {
-				break
-			}
-			ev.AheadOfGap = true
-			for m := range w.missing {
-				if m < ev.Seq {
-					delete(w.missing, m)
-				}
-			}
-		}
-		w.held = w.held[1:]
-		in.noteHeld()
-		if !in.emit(ctx, ev) {
-			return false
-		}
-	}
-	if len(w.held) == 0 && len(w.missing) == 0 {
-		delete(in.streams, stream)
-	}
-	return true
+	return n
 }
 
-// armHold sets the hold timer for the stream held longest. mu is held.
+// armHold sets the hold timer for the message held longest. mu is held.
 func (in *inbox) armHold() {
 	var first time.Time
-	for _, w := range in.streams {
-		if len(w.held) > 0 && (first.IsZero() || w.since.Before(first)) {
-			first = w.since
+	for _, held := range in.pending {
+		for _, p := range held {
+			if first.IsZero() || p.since.Before(first) {
+				first = p.since
+			}
 		}
 	}
 	if first.IsZero() {
@@ -357,37 +374,33 @@ func (in *inbox) armHold() {
 	}
 }
 
-// holdDone hands on what waited holdTimeout for an earlier message.
+// holdDone takes, out of order, the held messages of each stream whose
+// oldest waited holdTimeout: the first is shown ahead of the gap.
 func (in *inbox) holdDone() {
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	for s, w := range in.streams {
-		if len(w.held) > 0 && time.Since(w.since) >= in.holdTimeout {
-			if !in.release(in.ctx, s, true) {
+	var due []wire.StreamID
+	for s, held := range in.pending {
+		if len(held) > 0 && slices.ContainsFunc(held, func(p pendingMail) bool { return time.Since(p.since) >= in.holdTimeout }) {
+			due = append(due, s)
+		}
+	}
+	in.mu.Unlock()
+	for _, s := range due {
+		in.mu.Lock()
+		held := in.pending[s]
+		delete(in.pending, s)
+		in.mu.Unlock()
+		for i, p := range held {
+			if _, err := in.receiveAs(in.ctx, nil, []wire.Message{p.msg}, p.via, i == 0); err != nil {
+				in.log.Warn("cannot record a held message", "seq", p.msg.Seq, "err", err)
 				return
 			}
+			p.receipt()
 		}
 	}
+	in.mu.Lock()
 	in.armHold()
-}
-
-// heldRow is the lowest row of a message recorded and held, or 0: nothing
-// from the friend at or after it may be marked shown yet. It takes no lock:
-// the shell calls it (MarkShown) while receive may hold mu, waiting for
-// the shell to take an event.
-func (in *inbox) heldRow() int64 { return in.lowHeld.Load() }
-
-// noteHeld updates lowHeld after held changed. mu is held.
-func (in *inbox) noteHeld() {
-	var low int64
-	for _, w := range in.streams {
-		for _, ev := range w.held {
-			if low == 0 || ev.row < low {
-				low = ev.row
-			}
-		}
-	}
-	in.lowHeld.Store(low)
+	in.mu.Unlock()
 }
 
 // waitForRoom waits until need bytes fit the friend's budget, unless ctx

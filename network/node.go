@@ -427,16 +427,7 @@ func (n *Node) MarkShown(m MessageReceived) {
 	if m.row == 0 {
 		return
 	}
-	upTo := m.row
-	if in, ok := n.inboxes[m.From]; ok {
-		// A message recorded and held for an earlier one is not shown
-		// yet: the mark stays below it, so that a crash shows it at the
-		// next start (and, with it, the few shown after it again).
-		if held := in.heldRow(); held != 0 && held <= upTo {
-			upTo = held - 1
-		}
-	}
-	if err := n.store.MarkShown(m.From, upTo); err != nil {
+	if err := n.store.MarkShown(m.From, m.row); err != nil {
 		n.log.Error("cannot record a message as shown", "peer", m.From, "err", err)
 	}
 }
