@@ -250,14 +250,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.ln = ln
 	n.store.ForgetUsage(time.Now().Add(-cfg.ReceiveWindow)) // out of every window
-	n.ctx, n.cancel = context.WithCancel(ctx)
+	// Whom to say we are back to is decided now, before any friend can
+	// connect: a card handed on later pins a friend, but we have not
+	// talked with them.
+	for _, o := range n.outboxes {
+		n.announceTo(o)
+	}
 	for name, o := range n.outboxes {
 		in := n.inboxes[name]
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
 			in.replay(n.ctx)
-			n.announceTo(o)
 			o.run(n.ctx)
 		}()
 	}
