@@ -144,27 +144,11 @@ func (f friend) send(t *testing.T, to, text string) {
 	}
 }
 
-// expectMessage waits for the next message f receives and checks it. Other
-// events are passed over.
+// expectMessage waits for the next message f receives, to f alone, and
+// checks it. Other events are passed over.
 func (f friend) expectMessage(t *testing.T, from, text string) {
 	t.Helper()
-	timeout := time.NewTimer(waitTimeout)
-	defer timeout.Stop()
-	for {
-		select {
-		case ev := <-f.Events():
-			m, ok := ev.(network.MessageReceived)
-			if !ok {
-				continue
-			}
-			if m.From != from || m.Text != text {
-				t.Fatalf("%s received %q from %s, want %q from %s", f.Name(), m.Text, m.From, text, from)
-			}
-			return
-		case <-timeout.C:
-			t.Fatalf("%s: no message %q from %s within %v", f.Name(), text, from, waitTimeout)
-		}
-	}
+	f.expectGroupMessage(t, from, "", text)
 }
 
 // options of a session.
